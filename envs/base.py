@@ -1,0 +1,85 @@
+"""The batched multi-agent environment interface shared by the runner and every env.
+
+A ``BatchedEnv`` steps E copies of one cooperative task in lock-step (numpy in, numpy out).
+Every agent receives the team reward. Copies that have finished (terminated or truncated)
+are frozen: later ``step`` calls leave them unchanged and report reward 0 and no new
+termination or truncation, so a runner can keep stepping all copies until the last one ends.
+
+Shapes: E env copies, N agents, A actions, O observation, S state, F per-agent features.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """Static description of a task, read by the runner to size networks and buffers."""
+
+    n_agents: int
+    n_actions: int
+    obs_dim: int
+    state_dim: int
+    agent_feature_dim: int  # 0 when the env has no per-agent slice of the state
+    episode_limit: int  # maximum steps per episode (a truncation, not a termination)
+    metric_names: tuple[str, ...] = ()  # per-episode env metrics, see episode_metrics()
+
+
+@dataclass
+class EnvObs:
+    """What the agents and the mixer see after a reset or a step."""
+
+    obs: np.ndarray  # [E, N, O] float32
+    state: np.ndarray  # [E, S] float32
+    avail_actions: np.ndarray  # [E, N, A] bool
+    agent_features: np.ndarray | None = None  # [E, N, F] float32, or None
+
+
+@dataclass
+class EnvStep:
+    """The result of one lock-step transition of all copies."""
+
+    next_obs: EnvObs
+    reward: np.ndarray  # [E] float32, the team reward
+    terminated: np.ndarray  # [E] bool, true terminal state: do not bootstrap
+    truncated: np.ndarray  # [E] bool, time limit: bootstrap through it
+
+
+class BatchedEnv(abc.ABC):
+    """E copies of one task, seeded by one numpy Generator owned by the env."""
+
+    info: EnvInfo
+    num_envs: int
+
+    def __init__(self, *, num_envs: int = 1, seed: int | None = None) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.rng = np.random.default_rng(seed)
+
+    @abc.abstractmethod
+    def reset(self, seed: int | None = None) -> EnvObs:
+        """Start a new episode in every copy; re-seed the env's generator when seed is given."""
+
+    @abc.abstractmethod
+    def step(self, actions: np.ndarray) -> EnvStep:
+        """Apply actions [E, N] (int) to every copy that is still running."""
+
+    def episode_metrics(self) -> dict[str, np.ndarray]:
+        """Per-episode env metrics of the current episodes so far: name -> [E] float."""
+        return {}
+
+    def rng_state(self) -> dict[str, Any]:
+        """The generator state, saved in checkpoints for exact resume."""
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release external resources (adapters of external envs)."""
