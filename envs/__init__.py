@@ -41,12 +41,12 @@ def env_class(name: str) -> type[BatchedEnv]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def make_batched_env(name: str, *, num_envs: int = 1, seed: int | None = None, **kwargs: Any):
+def make_batched_env(name: str, /, *, num_envs: int = 1, seed: int | None = None, **kwargs: Any):
     """A ``BatchedEnv`` with ``num_envs`` copies of env ``name`` built from ``kwargs``."""
     return env_class(name)(num_envs=num_envs, seed=seed, **kwargs)
 
 
-def make_parallel_env(name: str, *, seed: int | None = None, **kwargs: Any):
+def make_parallel_env(name: str, /, *, seed: int | None = None, **kwargs: Any):
     """A PettingZoo ``ParallelEnv`` over one copy of env ``name``."""
     from envs.parallel import BatchedParallelEnv
 

@@ -1,0 +1,256 @@
+"""Multi-Agent Cliff Navigation (MACN), this project's own toy game (toy-games.md section 3).
+
+A cooperative version of Sutton & Barto's cliff walking, built to have known risk-optimal
+answers for RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753). Grid rows are numbered from
+the top; the bottom row is the cliff row. Its two end cells are the only safe ones: agent 0
+walks from the bottom-left cell to the bottom-right one, agent 1 the other way (agents 2, 3,
+... alternate), so the agents' paths cross; agents never block each other.
+
+Each step, for every agent that has not reached its goal:
+  - the step costs ``step_cost``;
+  - with probability ``slip_prob`` a wind slip replaces its action by a move down (towards
+    the cliff); moves off the grid leave it in place;
+  - entering a cliff cell costs ``cliff_penalty`` and sends it back to its start cell;
+  - entering its goal cell pays ``goal_bonus``; it then stays there, done, at no further cost.
+The episode terminates when every agent has reached its goal; ``episode_limit`` truncates it.
+
+Two candidate routes per agent (``route_actions``): the short one walks along the lane just
+above the cliff (W + 1 steps, a slip there is a fall), the detour along the lane two rows
+above the cliff (W + 3 steps, a slip costs two steps; falling needs two slips in a row).
+Default parameters (3 x 6 grid, slip 0.05, step cost 1, cliff penalty 12, no goal bonus,
+limit 40 steps): team return of the scripted route policies over 10^5 episodes
+(scripts/macn_optima.py, seed 0):
+
+    routes            mean     CVaR(0.2)   Wang(0.75)   VaR(0.2)
+    short + short     FILL
+    short + detour    FILL
+    detour + detour   FILL
+
+so the risk-neutral optimum is the short route for both agents and the CVaR(0.2) and
+Wang(0.75) optima are the detour for both (tests/test_macn.py checks the ordering).
+
+Observation of agent i [O = 3N]: its own (row, col, reached), then the other agents' in
+agent order, rows and columns scaled to [0, 1]. State [S = 3N]: every agent's
+(row, col, reached). Agent features [F = 3]: its own (row, col, reached).
+
+Shapes: E env copies, N agents, A = 5 actions, O observation, S state, F per-agent features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
+
+UP, DOWN, LEFT, RIGHT, STAY = range(5)
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]])  # [A, 2] (row, col) offsets
+DETOUR_DISTANCE = 2  # rows above the cliff row that count as a detour (see ``detour``)
+ROUTE_LANES = {"short": 1, "detour": 2}  # scripted routes: lane height above the cliff row
+METRIC_NAMES = ("cliff_falls", "reached", "detour", "steps")
+
+
+def end_cells(*, n_agents: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and goal cells [N, 2] (row, col): even agents go east, odd agents west."""
+    west, east = (height - 1, 0), (height - 1, width - 1)
+    starts = np.array([west if agent % 2 == 0 else east for agent in range(n_agents)])  # [N, 2]
+    goals = np.array([east if agent % 2 == 0 else west for agent in range(n_agents)])  # [N, 2]
+    return starts, goals
+
+
+def is_cliff(cells: np.ndarray, *, height: int, width: int) -> np.ndarray:
+    """Whether cells [..., 2] lie on the cliff: bottom row, columns 1 .. W-2 -> [...] bool."""
+    row, col = cells[..., 0], cells[..., 1]
+    return (row == height - 1) & (col >= 1) & (col <= width - 2)
+
+
+def move_agents(
+    cells: np.ndarray,
+    actions: np.ndarray,
+    slipped: np.ndarray,
+    *,
+    starts: np.ndarray,
+    height: int,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid moves: cells [E, N, 2], actions [E, N], slips [E, N] -> new cells, fell [E, N].
+
+    A slip replaces the action by DOWN; walls stop a move; a fall returns the agent to its
+    start [N, 2].
+    """
+    moves = MOVES[np.where(slipped, DOWN, actions)]  # [E, N, 2]
+    upper = np.array([height - 1, width - 1])  # [2]
+    moved = np.clip(cells + moves, 0, upper)  # [E, N, 2]
+    fell = is_cliff(moved, height=height, width=width)  # [E, N]
+    return np.where(fell[..., None], starts, moved), fell  # [E, N, 2], [E, N]
+
+
+def route_actions(
+    cells: np.ndarray, *, goals: np.ndarray, lane_rows: np.ndarray | int
+) -> np.ndarray:
+    """Scripted route policy: cells [E, N, 2], goals [N, 2], lane rows [E, N] -> actions [E, N].
+
+    Climb or descend to the lane row, walk along it towards the goal column, then go down. The
+    short route uses lane row H-2, the detour lane row H-3.
+    """
+    row, col = cells[..., 0], cells[..., 1]  # [E, N] each
+    along = np.where(goals[:, 1] > col, RIGHT, LEFT)  # [E, N]
+    to_lane = np.where(row > lane_rows, UP, DOWN)  # [E, N]
+    actions = np.where(row == lane_rows, along, to_lane)  # [E, N]
+    return np.where(col == goals[:, 1], DOWN, actions)  # [E, N]
+
+
+def route_returns(
+    env: CliffNavigation, routes: Sequence[str], *, seed: int | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Undiscounted team returns [E] and episode metrics of one scripted route per agent.
+
+    ``routes`` names a route of ROUTE_LANES for every agent; every copy of ``env`` runs one
+    episode from ``env.reset(seed)``.
+    """
+    if len(routes) != env.info.n_agents or not set(routes) <= set(ROUTE_LANES):
+        raise ValueError(f"routes must name one of {sorted(ROUTE_LANES)} per agent, got {routes}")
+    lane_rows = np.array([env.height - 1 - ROUTE_LANES[route] for route in routes])  # [N]
+    env.reset(seed=seed)
+    returns = np.zeros(env.num_envs)  # [E]
+    while not env.done.all():
+        actions = route_actions(env.cells, goals=env.goals, lane_rows=lane_rows)  # [E, N]
+        returns += env.step(actions).reward
+    return returns, env.episode_metrics()
+
+
+class CliffNavigation(BatchedEnv):
+    """E copies of MACN in lock-step; see the module docstring for the rules and optima."""
+
+    def __init__(
+        self,
+        *,
+        num_envs: int = 1,
+        seed: int | None = None,
+        n_agents: int = 2,
+        height: int = 3,
+        width: int = 5,
+        slip_prob: float = 0.05,
+        step_cost: float = 1.0,
+        cliff_penalty: float = 7.0,
+        goal_bonus: float = 0.0,
+        episode_limit: int = 30,
+    ) -> None:
+        super().__init__(num_envs=num_envs, seed=seed)
+        for key, value, low in (("n_agents", n_agents, 1), ("height", height, 3)):
+            if value < low:
+                raise ValueError(f"{key} must be >= {low}, got {value}")
+        if width < 3 or episode_limit < 1:
+            raise ValueError(
+                f"width must be >= 3 and episode_limit >= 1, got {width}, {episode_limit}"
+            )
+        if not 0.0 <= slip_prob <= 1.0:
+            raise ValueError(f"slip_prob must be in [0, 1], got {slip_prob}")
+        self.height, self.width = height, width
+        self.slip_prob = slip_prob
+        self.step_cost = step_cost
+        self.cliff_penalty = cliff_penalty
+        self.goal_bonus = goal_bonus
+        self.starts, self.goals = end_cells(n_agents=n_agents, height=height, width=width)
+        self.others = np.array(
+            [[j for j in range(n_agents) if j != i] for i in range(n_agents)], dtype=np.int64
+        ).reshape(n_agents, n_agents - 1)  # [N, N-1]
+        self.info = EnvInfo(
+            n_agents=n_agents,
+            n_actions=len(MOVES),
+            obs_dim=3 * n_agents,
+            state_dim=3 * n_agents,
+            agent_feature_dim=3,
+            episode_limit=episode_limit,
+            metric_names=METRIC_NAMES,
+        )
+        self._init_episode()
+
+    def _init_episode(self) -> None:
+        n_envs, n_agents = self.num_envs, self.info.n_agents
+        self.cells = np.broadcast_to(self.starts, (n_envs, n_agents, 2)).copy()  # [E, N, 2]
+        self.reached = np.zeros((n_envs, n_agents), dtype=bool)  # [E, N]
+        self.top_row = self.cells[..., 0].copy()  # [E, N] highest row (smallest index) visited
+        self.falls = np.zeros((n_envs, n_agents), dtype=np.int64)  # [E, N]
+        self.steps = np.zeros(n_envs, dtype=np.int64)  # [E]
+        self.done = np.zeros(n_envs, dtype=bool)  # [E]
+
+    def reset(self, seed: int | None = None) -> EnvObs:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self._init_episode()
+        return self._observe()
+
+    def _observe(self) -> EnvObs:
+        scale = np.array([self.height - 1, self.width - 1])  # [2]
+        features = np.concatenate([self.cells / scale, self.reached[..., None]], axis=-1).astype(
+            np.float32
+        )  # [E, N, 3]
+        others = features[:, self.others].reshape(*features.shape[:2], -1)  # [E, N, 3(N-1)]
+        n_envs, n_agents = self.reached.shape
+        return EnvObs(
+            obs=np.concatenate([features, others], axis=-1),  # [E, N, O]
+            state=features.reshape(n_envs, 3 * n_agents),  # [E, S]
+            avail_actions=np.ones((n_envs, n_agents, len(MOVES)), dtype=bool),  # [E, N, A]
+            agent_features=features,  # [E, N, F]
+        )
+
+    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
+        actions = np.asarray(actions)
+        expected = (self.num_envs, self.info.n_agents)
+        if actions.shape != expected:
+            raise ValueError(f"actions must have shape {list(expected)}, got {actions.shape}")
+        if np.any((actions < 0) | (actions >= len(MOVES))):
+            raise ValueError(f"actions must lie in [0, {len(MOVES) - 1}]")
+        return actions.astype(np.int64)
+
+    def step(self, actions: np.ndarray) -> EnvStep:
+        actions = self._check_actions(actions)  # [E, N]
+        moving = ~self.done[:, None] & ~self.reached  # [E, N]
+        slipped = self.rng.random(moving.shape) < self.slip_prob  # [E, N]
+        cells, fell = move_agents(
+            self.cells,
+            actions,
+            slipped,
+            starts=self.starts,
+            height=self.height,
+            width=self.width,
+        )  # [E, N, 2], [E, N]
+        fell &= moving
+        arrived = moving & (cells == self.goals).all(axis=-1)  # [E, N]
+        reward = (
+            -self.step_cost * moving.sum(axis=-1)
+            - self.cliff_penalty * fell.sum(axis=-1)
+            + self.goal_bonus * arrived.sum(axis=-1)
+        )  # [E]
+        active = ~self.done  # [E]
+        self.cells = np.where(moving[..., None], cells, self.cells)  # [E, N, 2]
+        self.reached |= arrived
+        self.top_row = np.minimum(self.top_row, self.cells[..., 0])  # [E, N]
+        self.falls += fell
+        self.steps += active
+        terminated = active & self.reached.all(axis=-1)  # [E]
+        truncated = active & ~terminated & (self.steps >= self.info.episode_limit)  # [E]
+        self.done |= terminated | truncated
+        return EnvStep(
+            next_obs=self._observe(),
+            reward=reward.astype(np.float32),  # [E]
+            terminated=terminated,
+            truncated=truncated,
+        )
+
+    def episode_metrics(self) -> dict[str, np.ndarray]:
+        """Per copy [E]: cliff falls, agents reached, detour, episode steps.
+
+        ``detour`` is the fraction of agents whose highest visited row is at least
+        DETOUR_DISTANCE = 2 rows above the cliff row (the short route never leaves the lane
+        right above the cliff; the detour walks two rows up).
+        """
+        detour_row = self.height - 1 - DETOUR_DISTANCE
+        return {
+            "cliff_falls": self.falls.sum(axis=-1).astype(np.float64),
+            "reached": self.reached.sum(axis=-1).astype(np.float64),
+            "detour": (self.top_row <= detour_row).mean(axis=-1),
+            "steps": self.steps.astype(np.float64),
+        }

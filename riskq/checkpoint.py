@@ -1,0 +1,47 @@
+"""Atomic checkpoints: a killed run never leaves a corrupt or half-written file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST = "latest.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing or unreadable (reported as a one-line error)."""
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` via a temporary file, fsync and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def resolve_checkpoint(location: str | Path) -> Path:
+    """A checkpoint file from a run directory or a file path; missing ones raise."""
+    path = Path(location)
+    if path.is_dir():
+        path = path / CHECKPOINT_DIR / LATEST
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint not found: {path} (give a run directory holding "
+            f"{CHECKPOINT_DIR}/{LATEST}, or a .pt file)"
+        )
+    return path
+
+
+def load_checkpoint(location: str | Path) -> dict:
+    path = resolve_checkpoint(location)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
+        raise CheckpointError(f"checkpoint {path} is unreadable: {error}") from error

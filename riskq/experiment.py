@@ -1,0 +1,132 @@
+"""Builds a run's components from its config: env -> agent + mixer -> runner, buffer, learner.
+
+Data flows one way (style.md): config -> env + agents + mixer -> runner (collects episodes) ->
+buffer -> learner -> logger/checkpoint. ``riskq-train``, ``riskq-eval`` and the trained-model
+mode of ``riskq-rigm`` all build their pieces here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from envs import BatchedEnv, env_class
+from riskq.buffer import ReplayBuffer
+from riskq.config import TrainConfig
+from riskq.learner import Learner
+from riskq.mixers import MIXERS, make_mixer
+from riskq.networks import RecurrentQuantileAgent, agent_input_dim
+from riskq.risk import RiskMeasure, empirical_risk, make_risk_measure
+from riskq.runner import Rollout, Runner
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes use their own, fixed random stream
+RETURN_RISKS = (("cvar", 0.1), ("cvar", 0.2), ("var", 0.1), ("var", 0.2))
+
+
+def make_env(cfg: TrainConfig, *, num_envs: int, seed: int) -> BatchedEnv:
+    """The configured env; bad names or arguments raise one-line ValueErrors."""
+    cls = env_class(cfg.env.name)
+    try:
+        return cls(num_envs=num_envs, seed=seed, **cfg.env.args)
+    except TypeError as error:
+        raise ValueError(f"env '{cfg.env.name}' (env.args): {error}") from error
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Start-up checks of values the schema cannot express."""
+    positive = {"t_max": cfg.t_max, "num_envs": cfg.num_envs, "threads": cfg.threads,
+                "eval_episodes": cfg.eval_episodes, "algo.batch_size": cfg.algo.batch_size,
+                "algo.buffer_size": cfg.algo.buffer_size,
+                "algo.agent.n_quantiles": cfg.algo.agent.n_quantiles}
+    for key, value in positive.items():
+        if value < 1:
+            raise ValueError(f"{key} must be >= 1, got {value}")
+    if cfg.algo.mixer not in MIXERS:
+        raise ValueError(
+            f"algo.mixer: unknown mixer '{cfg.algo.mixer}'; valid choices: {', '.join(MIXERS)}"
+        )
+    if not 0.0 <= cfg.algo.td_lambda <= 1.0 or not 0.0 <= cfg.algo.gamma <= 1.0:
+        raise ValueError("algo.gamma and algo.td_lambda must lie in [0, 1]")
+    try:
+        torch.device(cfg.device)
+    except RuntimeError as error:
+        raise ValueError(f"device: {error}") from error
+
+
+@dataclass
+class Experiment:
+    env: BatchedEnv
+    eval_env: BatchedEnv
+    risk_fn: RiskMeasure
+    runner: Runner
+    eval_runner: Runner
+    buffer: ReplayBuffer | None
+    learner: Learner
+    sample_rng: np.random.Generator
+
+
+def build_networks(cfg: TrainConfig, env: BatchedEnv, risk_fn: RiskMeasure, device):
+    info = env.info
+    agent = RecurrentQuantileAgent(
+        input_dim=agent_input_dim(obs_dim=info.obs_dim, n_actions=info.n_actions,
+                                  n_agents=info.n_agents),
+        n_agents=info.n_agents,
+        n_actions=info.n_actions,
+        n_quantiles=cfg.algo.agent.n_quantiles,
+        hidden_dim=cfg.algo.agent.hidden_dim,
+        shared=cfg.algo.agent.shared,
+    ).to(device)
+    mixer = make_mixer(
+        cfg.algo.mixer,
+        n_agents=info.n_agents,
+        state_dim=info.state_dim,
+        n_quantiles=cfg.algo.agent.n_quantiles,
+        agent_feature_dim=info.agent_feature_dim,
+        risk_fn=risk_fn,
+        cfg=cfg.algo.mixer_args,
+    ).to(device)
+    return agent, mixer
+
+
+def build_experiment(cfg: TrainConfig, *, with_buffer: bool = True) -> Experiment:
+    """Everything a run needs, seeded from ``cfg.seed``."""
+    validate(cfg)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    risk_fn = make_risk_measure(cfg.risk.name, cfg.risk.level())
+    env = make_env(cfg, num_envs=cfg.num_envs, seed=cfg.seed)
+    eval_env = make_env(cfg, num_envs=cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
+    agent, mixer = build_networks(cfg, env, risk_fn, device)
+    learner = Learner(agent=agent, mixer=mixer, risk_fn=risk_fn, cfg=cfg.algo,
+                      n_actions=env.info.n_actions)
+    runner = Runner(env=env, agent=agent, risk_fn=risk_fn, device=device,
+                    rng=np.random.default_rng([cfg.seed, 1]))
+    eval_runner = Runner(env=eval_env, agent=agent, risk_fn=risk_fn, device=device,
+                         rng=np.random.default_rng([cfg.seed, 2]))
+    buffer = None
+    if with_buffer:
+        buffer = ReplayBuffer(capacity=cfg.algo.buffer_size, info=env.info, device=device)
+    return Experiment(env=env, eval_env=eval_env, risk_fn=risk_fn, runner=runner,
+                      eval_runner=eval_runner, buffer=buffer, learner=learner,
+                      sample_rng=np.random.default_rng([cfg.seed, 3]))
+
+
+def rollout_statistics(rollout: Rollout, prefix: str) -> dict[str, float]:
+    """Mean return, return risk (CVaR/VaR at 0.1 and 0.2) and env metrics of a rollout."""
+    returns = rollout.returns.astype(np.float64)  # [E]
+    stats = {f"{prefix}/return_mean": float(returns.mean()),
+             f"{prefix}/episode_length": float(rollout.lengths.mean())}
+    for name, level in RETURN_RISKS:
+        stats[f"{prefix}/return_{name}_{level}"] = float(empirical_risk(returns, name, level))
+    for name, values in rollout.env_metrics.items():
+        stats[f"{prefix}/{name}"] = float(np.mean(values))
+    return stats
+
+
+def evaluate(runner: Runner, *, seed: int) -> tuple[Rollout, dict[str, float]]:
+    """Greedy episodes on a re-seeded env copy batch (the same random stream every time)."""
+    rollout = runner.collect(epsilon=0.0, seed=seed)
+    return rollout, rollout_statistics(rollout, "eval")

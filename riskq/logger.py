@@ -1,0 +1,66 @@
+"""Run logging: TensorBoard scalars, a ``metrics.jsonl`` copy of them, and console progress.
+
+Scalar names are fixed and documented in the README ("Logged metrics"); the x-axis is always
+the number of environment steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+TB_DIR = "tb"
+METRICS_FILE = "metrics.jsonl"
+
+
+def trim_metrics(path: Path, *, last_step: int) -> None:
+    """Drop lines logged after ``last_step`` (the scalars a resumed run will log again)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= last_step]
+    path.write_text("".join(f"{line}\n" for line in kept))
+
+
+class RunLogger:
+    """Writes every scalar to TensorBoard and ``metrics.jsonl`` and drives the progress bar."""
+
+    def __init__(
+        self, run_dir: Path, *, total_steps: int, start_step: int = 0, progress: bool = True
+    ) -> None:
+        self.run_dir = run_dir
+        purge = start_step if start_step > 0 else None  # forget events a resumed run repeats
+        trim_metrics(run_dir / METRICS_FILE, last_step=start_step if purge else -1)
+        self.writer = SummaryWriter(log_dir=str(run_dir / TB_DIR), purge_step=purge)
+        self.metrics_file = (run_dir / METRICS_FILE).open("a")
+        self.bar = tqdm(
+            total=total_steps,
+            initial=min(start_step, total_steps),
+            unit="step",
+            dynamic_ncols=True,
+            disable=not progress,
+            desc=run_dir.name,
+        )
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        finite = {name: float(value) for name, value in scalars.items()}
+        for name, value in finite.items():
+            self.writer.add_scalar(name, value, global_step=step)
+        record = {"step": step, **{k: (v if math.isfinite(v) else None) for k, v in finite.items()}}
+        self.metrics_file.write(json.dumps(record) + "\n")
+        self.metrics_file.flush()
+
+    def advance(self, step: int, status: dict[str, float] | None = None) -> None:
+        """Move the progress bar to ``step``; ``status`` shows the latest evaluation."""
+        self.bar.update(max(0, min(step, self.bar.total) - self.bar.n))
+        if status:
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in status.items()}, refresh=False)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+        self.metrics_file.close()
+        self.bar.close()

@@ -1,0 +1,243 @@
+"""riskq-plot on fake run directories with known values: grouping, bootstrap CIs, files, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from riskq import plot
+
+EVAL_STEPS = (0, 2_000, 4_000, 6_000)
+
+
+def write_fake_run(
+    run_dir: Path,
+    *,
+    algo: str = "riskq",
+    env: str = "risk_ladder",
+    risk: tuple[str, float] = ("cvar", 0.2),
+    seed: int = 0,
+    scalars: dict[str, list[tuple[int, float]]],
+) -> Path:
+    """Write a run directory as riskq-train lays it out: config.yaml, tb/ events, summary.json.
+
+    scalars: tag -> [(env_steps, value), ...]; summary.json holds each eval/ tag's last value.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    config = {
+        "algo": {"name": algo, "mixer": algo, "gamma": 0.99, "lr": 0.001, "batch_size": 32},
+        "env": {"name": "matrix", "label": env, "args": {}},
+        "risk": {"name": risk[0], "param": risk[1]},
+        "seed": seed,
+        "t_max": EVAL_STEPS[-1],
+        "eval_interval": 2_000,
+        "device": "cpu",
+    }
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+    for tag, points in scalars.items():
+        for step, value in points:  # 1000 env steps a minute, from a fixed start
+            writer.add_scalar(tag, value, global_step=step, walltime=1.7e9 + 0.06 * step)
+    writer.close()
+    summary = {tag: points[-1][1] for tag, points in scalars.items() if tag.startswith("eval/")}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def ramp(final: float, steps=EVAL_STEPS) -> list[tuple[int, float]]:
+    """A learning curve rising linearly from 0 to ``final`` (its last logged value)."""
+    return [(step, final * step / steps[-1]) for step in steps]
+
+
+def constant(value: float, steps=EVAL_STEPS) -> list[tuple[int, float]]:
+    return [(step, value) for step in steps]
+
+
+def fake_scalars(final_return: float, final_cvar: float) -> dict:
+    return {
+        "eval/return_mean": ramp(final_return),
+        "eval/return_cvar_0.2": ramp(final_cvar),
+        "train/loss": constant(0.5),
+    }
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """2 algos x 3 seeds on risk_ladder, nested at different depths like a Hydra sweep.
+
+    riskq final returns 1, 2, 3 (CVaR 0, 0, 3); vdn final return 5 for all seeds (CVaR 4).
+    """
+    root = tmp_path_factory.mktemp("sweep")
+    for seed, (ret, cvar) in enumerate([(1.0, 0.0), (2.0, 0.0), (3.0, 3.0)]):
+        write_fake_run(root / f"{seed}_algo=riskq", seed=seed, scalars=fake_scalars(ret, cvar))
+        write_fake_run(
+            root / "vdn" / f"seed{seed}", algo="vdn", seed=seed, scalars=fake_scalars(5.0, 4.0)
+        )
+    (root / "0_algo=riskq" / ".hydra").mkdir()
+    (root / "0_algo=riskq" / ".hydra" / "config.yaml").write_text("seed: 0\n")  # no tb/: not a run
+    return root
+
+
+def group_row(table: pd.DataFrame, *, algo: str, risk: str = "cvar(0.2)") -> dict:
+    rows = table[(table.algo == algo) & (table.risk == risk)]
+    assert len(rows) == 1, table
+    return rows.iloc[0].to_dict()
+
+
+def test_bootstrap_ci_known_answers():
+    mean, low, high = plot.bootstrap_ci(np.array([[1.0], [2.0], [3.0]]))
+    # P(all three resamples pick the same seed) = 1/27 > 2.5%: the CI is exactly [1, 3].
+    assert (mean[0], low[0], high[0]) == pytest.approx((2.0, 1.0, 3.0))
+    mean, low, high = plot.bootstrap_ci(np.array([[4.0, -1.0]]))  # one seed: no spread
+    assert np.allclose([mean, low, high], [[4.0, -1.0]] * 3)
+    again = plot.bootstrap_ci(np.random.default_rng(1).normal(size=(5, 7)), seed=3)
+    assert np.array_equal(
+        again, plot.bootstrap_ci(np.random.default_rng(1).normal(size=(5, 7)), seed=3)
+    )
+
+
+def test_aggregate_aligns_runs_logged_at_different_steps():
+    # Seed 0 logs y = x at 0, 100, 200, 300; seed 1 logs y = x + 10 at 10, 110, 210, 310.
+    rows = [("a", x, float(x)) for x in (0, 100, 200, 300)]
+    rows += [("b", x, float(x + 10)) for x in (10, 110, 210, 310)]
+    scalars = pd.DataFrame(rows, columns=["run", "env_steps", "value"]).assign(
+        env="e", algo="riskq", risk="neutral", tag="eval/return_mean", seed=0
+    )
+    curve = plot.aggregate(scalars, metric="eval/return_mean")
+    assert curve.env_steps.tolist() == [10, 100, 200, 300]  # seed 0's, clipped into [10, 300]
+    assert np.allclose(curve["mean"], curve.env_steps + 5.0)
+    # P(both resamples pick the same seed) = 1/4: the CI spans exactly [y0, y1].
+    assert np.allclose(curve.ci_low, curve.env_steps) and np.allclose(
+        curve.ci_high, curve.env_steps + 10
+    )
+    assert (curve.n_seeds == 2).all()
+
+
+def test_find_runs_walks_nested_sweeps(sweep):
+    runs = plot.find_runs([sweep])
+    assert len(runs) == 6
+    assert {(r.algo, r.risk, r.env) for r in runs} == {
+        ("riskq", "cvar(0.2)", "risk_ladder"),
+        ("vdn", "cvar(0.2)", "risk_ladder"),
+    }
+    assert sorted(r.seed for r in runs if r.algo == "vdn") == [0, 1, 2]
+    assert len(plot.find_runs([sweep, sweep / "vdn"])) == 6  # a run is counted once
+
+
+def test_final_table_means_and_cis(sweep):
+    table = plot.final_table(plot.load_scalars(plot.find_runs([sweep])))
+    riskq, vdn = group_row(table, algo="riskq"), group_row(table, algo="vdn")
+    assert table.algo.tolist() == ["riskq", "vdn"]  # fixed algorithm order
+    assert riskq["n_seeds"] == 3 and vdn["n_seeds"] == 3
+    # final values are the last logged ones (the curves ramp up from 0)
+    assert riskq["eval/return_mean_mean"] == pytest.approx(2.0)
+    assert riskq["eval/return_mean_ci_low"] == pytest.approx(1.0)
+    assert riskq["eval/return_mean_ci_high"] == pytest.approx(3.0)
+    assert riskq["eval/return_cvar_0.2_mean"] == pytest.approx(1.0)
+    assert riskq["eval/return_cvar_0.2_ci_low"] == pytest.approx(0.0)
+    assert riskq["eval/return_cvar_0.2_ci_high"] == pytest.approx(3.0)
+    assert [vdn[f"eval/return_mean_{s}"] for s in ("mean", "ci_low", "ci_high")] == pytest.approx(
+        [5.0] * 3
+    )
+
+
+def test_groups_by_risk_parameter(tmp_path):
+    for seed in range(2):
+        for alpha, final in ((0.1, 1.0), (0.2, 3.0)):
+            write_fake_run(
+                tmp_path / f"cvar{alpha}" / f"seed{seed}",
+                risk=("cvar", alpha),
+                seed=seed,
+                scalars={"eval/return_mean": ramp(final + seed)},
+            )
+        write_fake_run(
+            tmp_path / "neutral" / f"seed{seed}",
+            risk=("neutral", 0.0),
+            seed=seed,
+            scalars={"eval/return_mean": ramp(10.0)},
+        )
+    table = plot.final_table(
+        plot.load_scalars(plot.find_runs([tmp_path])), metrics=["eval/return_mean"]
+    )
+    assert table.risk.tolist() == ["cvar(0.1)", "cvar(0.2)", "neutral"]
+    assert table.n_seeds.tolist() == [2, 2, 2]
+    assert table["eval/return_mean_mean"].tolist() == pytest.approx([1.5, 3.5, 10.0])
+
+
+def test_main_writes_figures_and_tables(sweep, tmp_path, capsys):
+    out = tmp_path / "plots"
+    assert plot.main([str(sweep), "--out", str(out)]) == 0
+    png, svg = out / "risk_ladder.png", out / "risk_ladder.svg"
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 10_000
+    assert "<svg" in svg.read_text() and "CVaR" in svg.read_text()
+    csv = pd.read_csv(out / "final_performance.csv")
+    assert csv.algo.tolist() == ["riskq", "vdn"]
+    assert csv["eval/return_mean_mean"].tolist() == pytest.approx([2.0, 5.0])
+    markdown = (out / "final_performance.md").read_text()
+    assert (
+        "| risk_ladder | riskq | cvar(0.2) | 3 | 2.00 [1.00, 3.00] | 1.00 [0.00, 3.00] |"
+        in markdown
+    )
+    printed = capsys.readouterr().out
+    assert str(png) in printed and markdown in printed
+
+
+def test_main_default_out_and_other_metrics(sweep, capsys):
+    argv = [str(sweep / "vdn"), "--metrics", "train/loss", "--x", "wall_minutes"]
+    assert plot.main(argv) == 0
+    assert (sweep / "vdn" / "plots" / "risk_ladder.svg").stat().st_size > 0
+    assert "| risk_ladder | vdn | cvar(0.2) | 3 | 0.50 [0.50, 0.50] |" in capsys.readouterr().out
+    scalars = plot.load_scalars(plot.find_runs([sweep / "vdn"]))
+    curve = plot.aggregate(scalars, metric="eval/return_mean", x="wall_minutes")
+    assert curve.wall_minutes.tolist() == pytest.approx([0.0, 2.0, 4.0, 6.0])  # 1000 steps/min
+    assert curve["mean"].tolist() == pytest.approx([0.0, 5 / 3, 10 / 3, 5.0])
+
+
+def make_run_without_scalars(root: Path) -> None:
+    """A run that has just started: config.yaml and an empty tb/."""
+    write_fake_run(root / "started", scalars={})
+
+
+def make_bad_config(root: Path) -> None:
+    write_fake_run(root / "r", scalars={"eval/return_mean": ramp(1.0)})
+    (root / "r" / "config.yaml").write_text("algo: {name: vdn}\nenv: {name: matrix}\n")
+
+
+@pytest.mark.parametrize(
+    ("make", "argv_tail", "message"),
+    [
+        (lambda d: None, [], "no runs found under"),
+        (lambda d: None, ["missing"], "does not exist"),
+        (
+            lambda d: write_fake_run(d / "r", scalars={"eval/return_mean": ramp(1.0)}),
+            ["--metrics", "eval/nope"],
+            "metric eval/nope is not logged by any run (logged: eval/return_mean)",
+        ),
+        (make_run_without_scalars, [], "none of the runs found has logged any scalar yet"),
+        (make_bad_config, [], "config.yaml lacks env.label (is it a riskq-train config?)"),
+    ],
+)
+def test_main_errors_are_one_line(tmp_path, capsys, make, argv_tail, message):
+    make(tmp_path)
+    paths = [str(tmp_path / argv_tail[0])] if argv_tail[:1] == ["missing"] else [str(tmp_path)]
+    options = [a for a in argv_tail if a != "missing"]
+    assert plot.main([*paths, *options]) == 1
+    *warnings, error = capsys.readouterr().err.splitlines()  # a warning per skipped run
+    assert error.startswith("riskq-plot: error: ") and message in error
+    assert all(line.startswith("riskq-plot: warning: ") for line in warnings)
+
+
+def test_labels_and_colours():
+    assert plot.metric_label("eval/return_cvar_0.2") == "CVaR$_{0.2}$ of evaluation return"
+    assert plot.metric_label("eval/return_mean") == "evaluation return (team)"
+    assert plot.metric_label("eval/crashes") == "crashes (mean per evaluation episode)"
+    assert plot.risk_label(name="wang", param=0.75) == "wang(0.75)"
+    assert plot.algo_colour("riskq") == plot.ALGO_COLOURS["riskq"]
+    assert plot.algo_colour("new_algo") == plot.algo_colour("new_algo")

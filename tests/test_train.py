@@ -1,0 +1,134 @@
+"""End-to-end training: the real CLI on tiny budgets, with outcomes asserted."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from riskq.config import compose_config
+from riskq.experiment import build_experiment
+from riskq.mixers import MIXERS
+from riskq.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))
+TOY_ENVS = ["matrix", "macf", "macn"]
+TINY = ["t_max=300", "num_envs=4", "eval_episodes=4", "eval_interval=150", "log_interval=100",
+        "algo.batch_size=4", "algo.buffer_size=64", "progress=false"]
+
+
+def run_cli(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def train_in_process(tmp_path: Path, overrides: list[str]) -> dict:
+    cfg = compose_config(overrides)
+    return train(cfg, tmp_path, build_experiment(cfg))
+
+
+def test_every_algo_config_names_a_registered_mixer():
+    for algo in ALGOS:
+        assert compose_config([f"algo={algo}"]).algo.mixer in MIXERS
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("env", TOY_ENVS)
+def test_every_algo_trains_on_every_toy_env(tmp_path, algo, env):
+    overrides = [f"algo={algo}", f"env={env}", *TINY]
+    if env == "macf":
+        overrides += ["t_max=400", "algo.agent.n_quantiles=8"]
+    summary = train_in_process(tmp_path, overrides)
+    assert summary["t_env"] >= 300
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [m["train/loss"] for m in metrics if "train/loss" in m]
+    assert losses and all(np.isfinite(losses))
+    assert np.isfinite(summary["eval/return_mean"])
+
+
+def test_cli_writes_a_complete_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("riskq.train", *TINY, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    for name in ["config.yaml", "metrics.jsonl", "summary.json", "checkpoints/latest.pt"]:
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["optimal_action"] == "(M, M)"  # default: risk ladder under Wang 0.75
+    assert {"greedy_action", "greedy_is_optimal", "eval/return_cvar_0.2"} <= set(summary)
+    scalars = set().union(*(json.loads(line) for line in (run_dir / "metrics.jsonl").open()))
+    assert {"train/loss", "train/epsilon", "train/psi_chosen", "train/env_steps_per_s",
+            "eval/return_mean", "eval/return_var_0.1"} <= scalars
+
+    evaluated = run_cli("riskq.evaluate", str(run_dir), "--episodes", "8", "--risk", "cvar",
+                        "--risk-param", "0.2")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads((run_dir / "eval_cvar.json").read_text())
+    assert result["optimal_action"] == "(S, S)" and result["episodes"] == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["algo=nope"], "algo"),
+        (["risk=cvar", "risk.param=1.5"], "cvar"),
+        (["risk.name=bogus"], "valid choices"),
+        (["t_max=0"], "t_max"),
+        (["env.args.bogus=1", "env=macf"], "bogus"),
+        (["resume=/nonexistent/run"], "checkpoint not found"),
+    ],
+)
+def test_bad_input_is_a_one_line_error_and_leaves_no_run_dir(tmp_path, args, message):
+    run_dir = tmp_path / "run"
+    result = run_cli("riskq.train", *args, f"hydra.run.dir={run_dir}")
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not run_dir.exists()
+
+
+def test_missing_checkpoint_in_eval_is_a_one_line_error(tmp_path):
+    result = run_cli("riskq.evaluate", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "checkpoint not found" in result.stderr
+
+
+def test_resume_continues_exactly(tmp_path):
+    base = ["env=macn", "t_max=600", "num_envs=4", "eval_episodes=4", "eval_interval=200",
+            "log_interval=100", "checkpoint_interval=100000", "algo.batch_size=4",
+            "algo.target_update_interval=8", "progress=false", "seed=5"]
+    full = train_in_process(tmp_path / "full", base)
+    half_cfg = compose_config([*base, "t_max=300"])
+    train(half_cfg, tmp_path / "half", build_experiment(half_cfg))
+    resumed_cfg = compose_config([*base, f"resume={tmp_path / 'half'}"])
+    resumed = train(resumed_cfg, tmp_path / "half", build_experiment(resumed_cfg))
+    assert resumed == full
+    params_full = torch.load(tmp_path / "full/checkpoints/latest.pt", weights_only=False)
+    params_resumed = torch.load(tmp_path / "half/checkpoints/latest.pt", weights_only=False)
+    for name, value in params_full["learner"]["agent"].items():
+        assert torch.equal(value, params_resumed["learner"]["agent"][name]), name
+    lines_full = (tmp_path / "full/metrics.jsonl").read_text().splitlines()
+    lines_resumed = (tmp_path / "half/metrics.jsonl").read_text().splitlines()
+    strip = [json.loads(line) for line in lines_full]
+    again = [json.loads(line) for line in lines_resumed]
+    for record in strip + again:
+        record.pop("train/env_steps_per_s", None)
+    assert again == strip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("risk", "expected"),
+    [(["risk=neutral"], "(R, R)"), (["risk=wang"], "(M, M)"), (["risk=cvar"], "(S, S)")],
+)
+def test_riskq_learns_the_risk_optimal_joint_action_on_the_risk_ladder(tmp_path, risk, expected):
+    summary = train_in_process(tmp_path, [*risk, "progress=false", "seed=1"])
+    assert summary["optimal_action"] == expected
+    assert summary["greedy_action"] == expected
+
