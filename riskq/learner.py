@@ -14,7 +14,7 @@ import torch
 
 from riskq.buffer import EpisodeBatch
 from riskq.config import AlgoConfig
-from riskq.networks import RecurrentQuantileAgent, build_agent_inputs
+from riskq.networks import RecurrentQuantileAgent, build_agent_inputs, sort_quantiles
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.risk import RiskMeasure
 from riskq.targets import gather_actions, masked_argmax, td_lambda_targets
@@ -52,7 +52,7 @@ class Learner:
         self.target_mixer = copy.deepcopy(mixer).requires_grad_(False)
         self.params = [*agent.parameters(), *mixer.parameters()]
         self.optimiser = torch.optim.RMSprop(
-            self.params, lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps
+            self.params, lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps, foreach=True
         )
         self.episodes_at_sync = 0
         self.updates = 0
@@ -65,10 +65,15 @@ class Learner:
 
     @torch.no_grad()
     def targets(self, batch: EpisodeBatch, inputs: torch.Tensor, online: torch.Tensor):
-        """TD(lambda) target samples G [B, T, K'] from risk-greedy double-Q selection."""
-        greedy = masked_argmax(self.risk_fn(online), batch.avail_actions)  # [B, T+1, N]
-        target_quantiles = gather_actions(self.target_agent(inputs), greedy)  # [B, T+1, N, K]
-        next_values = self.mix(self.target_mixer, target_quantiles[:, 1:], batch, slice(1, None))
+        """TD(lambda) target samples G [B, T, K'] from risk-greedy double-Q selection.
+
+        online: unsorted online quantiles [B, T+1, N, A, K] (detached).
+        """
+        next_online = sort_quantiles(online[:, 1:])  # [B, T, N, A, K]
+        greedy = masked_argmax(self.risk_fn(next_online), batch.avail_actions[:, 1:])  # [B, T, N]
+        target_all = self.target_agent(inputs, sort=False)[:, 1:]  # [B, T, N, A, K]
+        target_quantiles = sort_quantiles(gather_actions(target_all, greedy))  # [B, T, N, K]
+        next_values = self.mix(self.target_mixer, target_quantiles, batch, slice(1, None))
         return td_lambda_targets(
             reward=batch.reward,
             terminated=batch.terminated,
@@ -91,11 +96,11 @@ class Learner:
     def update(self, batch: EpisodeBatch, *, episodes_seen: int) -> dict[str, float]:
         """One gradient step on ``batch``; returns scalar metrics for the logger."""
         inputs = agent_inputs(batch, self.n_actions)  # [B, T+1, N, I]
-        online = self.agent(inputs)  # [B, T+1, N, A, K]
+        online = self.agent(inputs, sort=False)  # [B, T+1, N, A, K] unsorted
         # 1. targets
         targets = self.targets(batch, inputs, online.detach())  # [B, T, K']
         # 2. loss
-        chosen = gather_actions(online[:, :-1], batch.actions)  # [B, T, N, K]
+        chosen = sort_quantiles(gather_actions(online[:, :-1], batch.actions))  # [B, T, N, K]
         predicted = self.mix(self.mixer, chosen, batch, slice(None, -1))  # [B, T, K']
         loss = self.loss(predicted, targets, batch.mask)
         # 3. optimiser step

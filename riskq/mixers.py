@@ -51,7 +51,9 @@ class MonotoneHypernet(nn.Module):
         w1 = self.hyper_w1(state).abs()  # [..., N*E]
         w1 = w1.view(*state.shape[:-1], self.n_agents, self.embed_dim)  # [..., N, E]
         b1 = self.hyper_b1(state).unsqueeze(-2)  # [..., 1, E]
-        hidden = nn.functional.elu(torch.einsum("...nc,...ne->...ce", values, w1) + b1)  # [..., C, E]
+        hidden = nn.functional.elu(
+            torch.einsum("...nc,...ne->...ce", values, w1) + b1
+        )  # [..., C, E]
         w2 = self.hyper_w2(state).abs()  # [..., E]
         return torch.einsum("...ce,...e->...c", hidden, w2) + self.value(state)  # [..., C]
 
@@ -89,9 +91,8 @@ class Mixer(nn.Module):
         -> joint [B, T, K_out] ([B, T, N, K] for ``none``)."""
         lead = tuple(agent_quantiles.shape[:-2])
         if agent_quantiles.dim() < 3 or agent_quantiles.shape[-2] != self.n_agents:
-            raise ValueError(
-                f"agent_quantiles {tuple(agent_quantiles.shape)} must be [B, T, N={self.n_agents}, K]"
-            )
+            shape = tuple(agent_quantiles.shape)
+            raise ValueError(f"agent_quantiles {shape} must be [B, T, N={self.n_agents}, K]")
         if tuple(state.shape) != (*lead, self.state_dim):
             raise ValueError(
                 f"state {tuple(state.shape)} must be {(*lead, self.state_dim)} for "
@@ -253,7 +254,7 @@ class RiskMixer(DMixer):
 
 
 class QuantileMixer(QMixer):
-    """Counter-example: per-quantile monotone QMIX, theta_jt[k] = QMIX(theta_1[k], ..., theta_n[k]; s).
+    """Counter-example, per-quantile QMIX: theta_jt[k] = QMIX(theta_1[k], ..., theta_n[k]; s).
 
     One hypernetwork for every k, so theta_jt stays sorted and is monotone in every agent
     quantile, yet the ELU makes psi(theta_jt) a non-separable function of the agents'

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import hydra
 import torch
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from riskq.config import MixerConfig, RiskConfig
 from riskq.mixers import MIXERS, Mixer, RiskFn, make_mixer
-from riskq.risk import make_risk_measure
+from riskq.risk import RiskMeasure, make_risk_measure
 
 MAX_JOINT_ACTIONS = 4096  # A^N above this is refused: the check enumerates every joint action
 
@@ -196,9 +197,6 @@ def random_inputs(
     return quantiles, state, features
 
 
-# ----------------------------------------------------------------------------- CLI: riskq-rigm
-
-
 def _default_mixers() -> list[str]:
     return [name for name, mixer_class in MIXERS.items() if mixer_class.joint]
 
@@ -239,7 +237,7 @@ class RigmConfig:
 ConfigStore.instance().store(name="rigm_schema", node=RigmConfig)
 
 
-def _validate(cfg: RigmConfig) -> list:
+def _validate(cfg: RigmConfig) -> list[RiskMeasure]:
     """Raise ValueError naming the bad key; return the risk measures."""
     for key in ("n_agents", "n_actions", "n_quantiles", "state_dim", "trials", "trials_per_init"):
         if getattr(cfg, key) < 1:
@@ -263,7 +261,7 @@ def _validate(cfg: RigmConfig) -> list:
     return risks
 
 
-def _check_one(cfg: RigmConfig, *, mixer_name: str, risk_fn, inputs) -> RigmResult:
+def _check_one(cfg: RigmConfig, *, mixer_name: str, risk_fn: RiskMeasure, inputs) -> RigmResult:
     """One mixer x one risk measure over all trials, a fresh mixer every trials_per_init."""
     quantiles, state, features = inputs
     results = []
@@ -342,8 +340,9 @@ def main(dict_cfg: DictConfig) -> None:
         sys.exit(2)
     print(format_table(rows))
     if cfg.output is not None:
-        with open(cfg.output, "w") as file:
-            json.dump({"config": asdict(cfg), "rows": rows}, file, indent=2)
+        output = Path(cfg.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps({"config": asdict(cfg), "rows": rows}, indent=2))
         print(f"wrote {cfg.output}")
 
 

@@ -1,11 +1,12 @@
 """Risk values of MACN's scripted route policies: which route is optimal under which measure.
 
-Runs every combination of per-agent routes (short along the cliff edge, or the detour two
-rows up) for ``--episodes`` episodes in one batched env (toy-games.md section 3) and prints
-JSON: the env parameters, then per route combination the mean, CVaR(0.2), Wang(0.75) and
-VaR(0.2) of the undiscounted team return and the share of episodes with a cliff fall, then
-the optimal combination per measure. The figures in envs/macn.py and configs/env/macn.yaml
-come from
+For every combination of per-agent routes (short along the cliff edge, or the detour two
+rows up; toy-games.md section 3) it reports the mean, CVaR(0.2), Wang(0.75) and VaR(0.2) of
+the undiscounted team return twice: from ``--episodes`` Monte-Carlo episodes of the batched
+env itself (with the share of episodes that had a cliff fall), and from the exact return
+distribution, computed by dynamic programming over (cell, falls) with the env's own move
+functions. Then the optimal combination per measure. Prints JSON. The figures in
+envs/macn.py and configs/env/macn.yaml come from
 
     .venv/bin/python scripts/macn_optima.py --episodes 100000 --seed 0
 """
@@ -72,10 +73,10 @@ def agent_return_distribution(
         for next_cell, fell, prob in transitions:
             shifted = np.where(fell[:, None], np.roll(mass, 1, axis=1), mass)  # [C, falls]
             np.add.at(moved, next_cell, prob * shifted)
-        arrived, mass = moved[goal].copy(), moved  # [falls]
-        mass[goal] = 0.0
+        probs.append(moved[goal].copy())  # [falls] arrive at this step: the agent is done
         values.append(-env.step_cost * step - env.cliff_penalty * falls + env.goal_bonus)
-        probs.append(arrived)
+        moved[goal] = 0.0
+        mass = moved
     values.append(-env.step_cost * limit - env.cliff_penalty * falls)  # truncated
     probs.append(mass.sum(axis=0))
     return np.concatenate(values), np.concatenate(probs)  # [J], [J]
@@ -113,37 +114,47 @@ def exact_risk(
 
 
 def route_table(
-    env_args: dict[str, object], *, episodes: int, seed: int
-) -> dict[str, dict[str, float]]:
-    """Risk values of the team return of every route combination: label -> measure -> value."""
+    env_args: dict[str, object], *, episodes: int, seed: int, n_atoms: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Risk values of every route combination: label -> {"monte_carlo", "exact"} -> values."""
     env = CliffNavigation(num_envs=episodes, **env_args)
     table = {}
     for routes in itertools.product(sorted(ROUTE_LANES, reverse=True), repeat=env.info.n_agents):
         returns, metrics = route_returns(env, routes, seed=seed)  # [E], name -> [E]
-        row = {key: float(empirical_risk(returns, *spec)) for key, spec in MEASURES.items()}
-        row["p_fall"] = float(np.mean(metrics["cliff_falls"] > 0))
-        table["+".join(routes)] = row
+        sampled = {key: float(empirical_risk(returns, *spec)) for key, spec in MEASURES.items()}
+        sampled["p_fall"] = float(np.mean(metrics["cliff_falls"] > 0))
+        values, probs = team_return_distribution(env, routes)  # [J], [J]
+        exact = {
+            key: exact_risk(values, probs, *spec, n_atoms=n_atoms) for key, spec in MEASURES.items()
+        }
+        exact["mean"] = float(values @ probs)
+        table["+".join(routes)] = {"monte_carlo": sampled, "exact": exact}
     return table
 
 
-def optima(table: dict[str, dict[str, float]]) -> dict[str, str]:
-    """The best route combination under every measure of MEASURES."""
-    return {key: max(table, key=lambda label: table[label][key]) for key in MEASURES}
+def optima(table: dict[str, dict[str, dict[str, float]]], *, source: str) -> dict[str, str]:
+    """The best route combination under every measure of MEASURES, by ``source`` values."""
+    return {key: max(table, key=lambda label: table[label][source][key]) for key in MEASURES}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--atoms", type=int, default=1_000_000, help="atoms of exact_risk")
     args = parser.parse_args(argv)
     env_args = default_env_args()
-    table = route_table(env_args, episodes=args.episodes, seed=args.seed)
+    table = route_table(env_args, episodes=args.episodes, seed=args.seed, n_atoms=args.atoms)
+    rounded = {
+        label: {source: {k: round(v, 4) for k, v in row.items()} for source, row in rows.items()}
+        for label, rows in table.items()
+    }
     report = {
         "env_args": env_args,
         "episodes": args.episodes,
         "seed": args.seed,
-        "routes": {label: {k: round(v, 4) for k, v in row.items()} for label, row in table.items()},
-        "optima": optima(table),
+        "routes": rounded,
+        "optima": {source: optima(table, source=source) for source in ("monte_carlo", "exact")},
     }
     print(json.dumps(report, indent=2))
 

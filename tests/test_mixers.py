@@ -126,7 +126,10 @@ def test_riskq_uses_agent_features():
     mixer = build("riskq")
     _, state, features = inputs()
     swapped = features.flip(dims=[-2])  # agents exchange their features
-    kappa, kappa_swapped = mixer.mixing_weights(state, features), mixer.mixing_weights(state, swapped)
+    kappa, kappa_swapped = (
+        mixer.mixing_weights(state, features),
+        mixer.mixing_weights(state, swapped),
+    )
     torch.testing.assert_close(kappa_swapped, kappa.flip(dims=[-1]))
     assert not torch.allclose(kappa, kappa_swapped)
     with pytest.raises(ValueError, match=r"agent_features None must be \(4, 3, 3, 2\)"):
@@ -173,7 +176,7 @@ def test_mixers_work_at_other_leading_ranks():
 def test_bad_names_and_shapes_raise():
     with pytest.raises(ValueError, match=r"unknown mixer 'qmx'.*valid choices.*'riskq'"):
         build("qmx")
-    with pytest.raises(ValueError, match="risk-mix.*risk measure"):
+    with pytest.raises(ValueError, match=r"risk-mix.*risk measure"):
         build("risk-mix", risk_fn=None)
     mixer = build("ddn")
     quantiles, state, features = inputs()

@@ -5,8 +5,8 @@ import torch
 
 from riskq.networks import RecurrentQuantileAgent, agent_input_dim, build_agent_inputs
 
-B, T, N, A, K, O, H = 3, 5, 2, 4, 6, 7, 16
-INPUT_DIM = agent_input_dim(obs_dim=O, n_actions=A, n_agents=N)
+B, T, N, A, K, OBS, H = 3, 5, 2, 4, 6, 7, 16
+INPUT_DIM = agent_input_dim(obs_dim=OBS, n_actions=A, n_agents=N)
 
 
 def make_agent(*, shared: bool = True, seed: int = 0) -> RecurrentQuantileAgent:
@@ -22,22 +22,22 @@ def random_inputs(seed: int = 1, batch: int = B, steps: int = T) -> torch.Tensor
 
 
 def test_agent_inputs_append_last_action_and_agent_id():
-    obs = torch.arange(2 * N * O, dtype=torch.float32).view(2, N, O)  # [2, N, O]
+    obs = torch.arange(2 * N * OBS, dtype=torch.float32).view(2, N, OBS)  # [2, N, OBS]
     last = torch.nn.functional.one_hot(torch.tensor([[1, 3], [0, 2]]), A)  # [2, N, A] int64
     inputs = build_agent_inputs(obs, last)
-    assert inputs.shape == (2, N, INPUT_DIM) == (2, N, O + A + N)
+    assert inputs.shape == (2, N, INPUT_DIM) == (2, N, OBS + A + N)
     assert inputs.dtype == obs.dtype
-    torch.testing.assert_close(inputs[..., :O], obs)
-    torch.testing.assert_close(inputs[..., O : O + A], last.float())
+    torch.testing.assert_close(inputs[..., :OBS], obs)
+    torch.testing.assert_close(inputs[..., OBS : OBS + A], last.float())
     expected_ids = torch.eye(N).expand(2, N, N)
-    torch.testing.assert_close(inputs[..., O + A :], expected_ids)
+    torch.testing.assert_close(inputs[..., OBS + A :], expected_ids)
 
 
 def test_agent_inputs_any_leading_rank_and_shape_error():
-    inputs = build_agent_inputs(torch.zeros(2, 3, N, O), torch.zeros(2, 3, N, A))
+    inputs = build_agent_inputs(torch.zeros(2, 3, N, OBS), torch.zeros(2, 3, N, A))
     assert inputs.shape == (2, 3, N, INPUT_DIM)
     with pytest.raises(ValueError, match=r"\(2, 3, 2, 7\).*\(2, 2, 4\)"):
-        build_agent_inputs(torch.zeros(2, 3, N, O), torch.zeros(2, N, A))
+        build_agent_inputs(torch.zeros(2, 3, N, OBS), torch.zeros(2, N, A))
 
 
 @pytest.mark.parametrize("shared", [True, False])
