@@ -13,7 +13,6 @@ import torch
 
 from envs.base import EnvInfo
 
-
 # Fields recorded once per observation (T + 1 entries); the others once per step (T entries).
 OBSERVATION_FIELDS = frozenset({"obs", "state", "avail_actions", "agent_features"})
 

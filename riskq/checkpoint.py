@@ -43,5 +43,5 @@ def load_checkpoint(location: str | Path) -> dict:
     path = resolve_checkpoint(location)
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
+    except Exception as error:
         raise CheckpointError(f"checkpoint {path} is unreadable: {error}") from error

@@ -75,8 +75,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     seed = args.seed if args.seed is not None else cfg.seed + EVAL_SEED_OFFSET
     rollout, stats = evaluate(exp.eval_runner, seed=seed)
-    result = {"run_dir": str(run_dir), "risk": exp.risk_fn.label, "episodes": cfg.eval_episodes,
-              "seed": seed, **stats, **matrix_summary(exp.eval_env, rollout, exp.risk_fn)}
+    result = {
+        "run_dir": str(run_dir),
+        "risk": exp.risk_fn.label,
+        "episodes": cfg.eval_episodes,
+        "seed": seed,
+        **stats,
+        **matrix_summary(exp.eval_env, rollout, exp.risk_fn),
+    }
     output = Path(args.output) if args.output else run_dir / f"eval_{cfg.risk.name}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")

@@ -36,10 +36,15 @@ def make_env(cfg: TrainConfig, *, num_envs: int, seed: int) -> BatchedEnv:
 
 def validate(cfg: TrainConfig) -> None:
     """Start-up checks of values the schema cannot express."""
-    positive = {"t_max": cfg.t_max, "num_envs": cfg.num_envs, "threads": cfg.threads,
-                "eval_episodes": cfg.eval_episodes, "algo.batch_size": cfg.algo.batch_size,
-                "algo.buffer_size": cfg.algo.buffer_size,
-                "algo.agent.n_quantiles": cfg.algo.agent.n_quantiles}
+    positive = {
+        "t_max": cfg.t_max,
+        "num_envs": cfg.num_envs,
+        "threads": cfg.threads,
+        "eval_episodes": cfg.eval_episodes,
+        "algo.batch_size": cfg.algo.batch_size,
+        "algo.buffer_size": cfg.algo.buffer_size,
+        "algo.agent.n_quantiles": cfg.algo.agent.n_quantiles,
+    }
     for key, value in positive.items():
         if value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
@@ -70,8 +75,9 @@ class Experiment:
 def build_networks(cfg: TrainConfig, env: BatchedEnv, risk_fn: RiskMeasure, device):
     info = env.info
     agent = RecurrentQuantileAgent(
-        input_dim=agent_input_dim(obs_dim=info.obs_dim, n_actions=info.n_actions,
-                                  n_agents=info.n_agents),
+        input_dim=agent_input_dim(
+            obs_dim=info.obs_dim, n_actions=info.n_actions, n_agents=info.n_agents
+        ),
         n_agents=info.n_agents,
         n_actions=info.n_actions,
         n_quantiles=cfg.algo.agent.n_quantiles,
@@ -100,25 +106,45 @@ def build_experiment(cfg: TrainConfig, *, with_buffer: bool = True) -> Experimen
     env = make_env(cfg, num_envs=cfg.num_envs, seed=cfg.seed)
     eval_env = make_env(cfg, num_envs=cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
     agent, mixer = build_networks(cfg, env, risk_fn, device)
-    learner = Learner(agent=agent, mixer=mixer, risk_fn=risk_fn, cfg=cfg.algo,
-                      n_actions=env.info.n_actions)
-    runner = Runner(env=env, agent=agent, risk_fn=risk_fn, device=device,
-                    rng=np.random.default_rng([cfg.seed, 1]))
-    eval_runner = Runner(env=eval_env, agent=agent, risk_fn=risk_fn, device=device,
-                         rng=np.random.default_rng([cfg.seed, 2]))
+    learner = Learner(
+        agent=agent, mixer=mixer, risk_fn=risk_fn, cfg=cfg.algo, n_actions=env.info.n_actions
+    )
+    runner = Runner(
+        env=env,
+        agent=agent,
+        risk_fn=risk_fn,
+        device=device,
+        rng=np.random.default_rng([cfg.seed, 1]),
+    )
+    eval_runner = Runner(
+        env=eval_env,
+        agent=agent,
+        risk_fn=risk_fn,
+        device=device,
+        rng=np.random.default_rng([cfg.seed, 2]),
+    )
     buffer = None
     if with_buffer:
         buffer = ReplayBuffer(capacity=cfg.algo.buffer_size, info=env.info, device=device)
-    return Experiment(env=env, eval_env=eval_env, risk_fn=risk_fn, runner=runner,
-                      eval_runner=eval_runner, buffer=buffer, learner=learner,
-                      sample_rng=np.random.default_rng([cfg.seed, 3]))
+    return Experiment(
+        env=env,
+        eval_env=eval_env,
+        risk_fn=risk_fn,
+        runner=runner,
+        eval_runner=eval_runner,
+        buffer=buffer,
+        learner=learner,
+        sample_rng=np.random.default_rng([cfg.seed, 3]),
+    )
 
 
 def rollout_statistics(rollout: Rollout, prefix: str) -> dict[str, float]:
     """Mean return, return risk (CVaR/VaR at 0.1 and 0.2) and env metrics of a rollout."""
     returns = rollout.returns.astype(np.float64)  # [E]
-    stats = {f"{prefix}/return_mean": float(returns.mean()),
-             f"{prefix}/episode_length": float(rollout.lengths.mean())}
+    stats = {
+        f"{prefix}/return_mean": float(returns.mean()),
+        f"{prefix}/episode_length": float(rollout.lengths.mean()),
+    }
     for name, level in RETURN_RISKS:
         stats[f"{prefix}/return_{name}_{level}"] = float(empirical_risk(returns, name, level))
     for name, values in rollout.env_metrics.items():

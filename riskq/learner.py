@@ -86,8 +86,9 @@ class Learner:
     def loss(self, predicted: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
         """Quantile Huber loss (distributional) or squared TD error (expected value)."""
         if self.mixer.distributional:
-            tau = quantile_midpoints(predicted.shape[-1], dtype=predicted.dtype,
-                                     device=predicted.device)  # [K]
+            tau = quantile_midpoints(
+                predicted.shape[-1], dtype=predicted.dtype, device=predicted.device
+            )  # [K]
             per_step = quantile_huber_loss(predicted, targets, tau, kappa=self.cfg.huber_kappa)
         else:
             per_step = (predicted - targets).pow(2).squeeze(-1)  # [B, T]

@@ -18,11 +18,17 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def trim_metrics(path: Path, *, last_step: int) -> None:
-    """Drop lines logged after ``last_step`` (the scalars a resumed run will log again)."""
+    """Drop what a resumed run will log again: lines after ``last_step``, and the final
+    evaluation of the interrupted run (a run continued to a later t_max does not end there)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= last_step]
-    path.write_text("".join(f"{line}\n" for line in kept))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    kept = [
+        r
+        for r in records
+        if r["step"] < last_step or (r["step"] == last_step and not r.get("final"))
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
 class RunLogger:
@@ -32,7 +38,7 @@ class RunLogger:
         self, run_dir: Path, *, total_steps: int, start_step: int = 0, progress: bool = True
     ) -> None:
         self.run_dir = run_dir
-        purge = start_step if start_step > 0 else None  # forget events a resumed run repeats
+        purge = start_step + 1 if start_step > 0 else None  # forget events logged after
         trim_metrics(run_dir / METRICS_FILE, last_step=start_step if purge else -1)
         self.writer = SummaryWriter(log_dir=str(run_dir / TB_DIR), purge_step=purge)
         self.metrics_file = (run_dir / METRICS_FILE).open("a")
@@ -45,11 +51,14 @@ class RunLogger:
             desc=run_dir.name,
         )
 
-    def log(self, step: int, scalars: dict[str, float]) -> None:
+    def log(self, step: int, scalars: dict[str, float], *, final: bool = False) -> None:
+        """Scalars at env step ``step``; ``final`` marks a run's closing evaluation."""
         finite = {name: float(value) for name, value in scalars.items()}
         for name, value in finite.items():
             self.writer.add_scalar(name, value, global_step=step)
         record = {"step": step, **{k: (v if math.isfinite(v) else None) for k, v in finite.items()}}
+        if final:
+            record["final"] = True
         self.metrics_file.write(json.dumps(record) + "\n")
         self.metrics_file.flush()
 

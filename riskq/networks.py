@@ -57,7 +57,7 @@ def sort_quantiles(values: torch.Tensor) -> torch.Tensor:
 
 
 class _QuantileCore(nn.Module):
-    """One parameter set: Linear -> ReLU -> GRU -> Linear(H, A*K), over [B', T, I] sequences."""
+    """One parameter set: Linear -> ReLU -> GRU (``recur``), then Linear(H, A*K) (``head``)."""
 
     def __init__(self, *, input_dim: int, hidden_dim: int, n_outputs: int) -> None:
         super().__init__()
@@ -68,10 +68,14 @@ class _QuantileCore(nn.Module):
     def forward(
         self, inputs: torch.Tensor, hidden: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs [B', T, I], hidden [B', H] -> (outputs [B', T, A*K], last hidden [B', H])."""
+        """inputs [B', T, I], hidden [B', H] -> (GRU outputs [B', T, H], last hidden [B', H]).
+
+        The head is applied by the caller after reordering to [B, T, N, H]: moving the H-wide
+        features is ~10x cheaper than moving the A*K-wide outputs.
+        """
         encoded = torch.relu(self.encoder(inputs))  # [B', T, H]
         sequence, last = self.gru(encoded, hidden.unsqueeze(0).contiguous())  # [B', T, H]
-        return self.head(sequence), last.squeeze(0)  # [B', T, A*K], [B', H]
+        return sequence, last.squeeze(0)  # [B', T, H], [B', H]
 
 
 class RecurrentQuantileAgent(nn.Module):
@@ -147,15 +151,18 @@ class RecurrentQuantileAgent(nn.Module):
         if self.shared:
             per_agent = inputs.transpose(1, 2).reshape(batch * n_agents, steps, -1)  # [B*N, T, I]
             flat_hidden = hidden.reshape(batch * n_agents, -1)  # [B*N, H]
-            outputs, last = self.cores[0](per_agent, flat_hidden)  # [B*N, T, A*K], [B*N, H]
-            outputs = outputs.view(batch, n_agents, steps, -1).transpose(1, 2)  # [B, T, N, A*K]
+            sequence, last = self.cores[0](per_agent, flat_hidden)  # [B*N, T, H], [B*N, H]
+            features = sequence.view(batch, n_agents, steps, -1).transpose(1, 2)  # [B, T, N, H]
+            outputs = self.cores[0].head(features.contiguous())  # [B, T, N, A*K]
             last = last.view(batch, n_agents, -1)  # [B, N, H]
         else:
             results = [
-                core(inputs[:, :, agent], hidden[:, agent])  # [B, T, A*K], [B, H]
+                core(inputs[:, :, agent], hidden[:, agent])  # [B, T, H], [B, H]
                 for agent, core in enumerate(self.cores)
             ]
-            outputs = torch.stack([out for out, _ in results], dim=2)  # [B, T, N, A*K]
+            outputs = torch.stack(
+                [core.head(seq) for core, (seq, _) in zip(self.cores, results, strict=True)], dim=2
+            )  # [B, T, N, A*K]
             last = torch.stack([h for _, h in results], dim=1)  # [B, N, H]
         quantiles = outputs.view(batch, steps, n_agents, self.n_actions, self.n_quantiles)
         return quantiles, last  # [B, T, N, A, K] unsorted, [B, N, H]

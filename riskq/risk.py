@@ -168,7 +168,9 @@ class RiskMeasure:
         spec = RISK_MEASURES[self.name]
         return spec.label if self.param is None else f"{spec.label}({self.param:g})"
 
-    def weights(self, n_quantiles: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    def weights(
+        self, n_quantiles: int, *, dtype: torch.dtype = torch.float32, device=None
+    ) -> torch.Tensor:
         """Atom weights [K] of this measure."""
         return distortion_weights(self.name, self.param, n_quantiles, dtype=dtype, device=device)
 
@@ -182,7 +184,7 @@ class RiskMeasure:
         weights = _cached_weights(
             self.name, self.param, theta.shape[-1], theta.dtype, theta.device
         )  # [K]
-        return (theta * weights).sum(-1)  # [...]
+        return theta @ weights  # [...]; a matrix-vector product, no [..., K] temporary
 
 
 def make_risk_measure(name: str, param: float | None = None) -> RiskMeasure:

@@ -107,9 +107,12 @@ class Clock:
 
 def iteration(exp: Experiment, cfg: TrainConfig, counters: Counters) -> tuple[Rollout, dict, float]:
     """Collect one episode per env copy, store them, and run the updates they pay for."""
-    epsilon = linear_epsilon(counters.t_env, start=cfg.algo.epsilon_start,
-                             finish=cfg.algo.epsilon_finish,
-                             anneal_steps=cfg.algo.epsilon_anneal_steps)
+    epsilon = linear_epsilon(
+        counters.t_env,
+        start=cfg.algo.epsilon_start,
+        finish=cfg.algo.epsilon_finish,
+        anneal_steps=cfg.algo.epsilon_anneal_steps,
+    )
     rollout = exp.runner.collect(epsilon=epsilon)
     exp.buffer.add(rollout.batch)
     counters.t_env += rollout.steps
@@ -122,8 +125,9 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment) -> dict:
     counters = Counters()
     if cfg.resume is not None:
         counters = restore(exp, load_checkpoint(run_dir))
-    logger = RunLogger(run_dir, total_steps=cfg.t_max, start_step=counters.t_env,
-                       progress=cfg.progress)
+    logger = RunLogger(
+        run_dir, total_steps=cfg.t_max, start_step=counters.t_env, progress=cfg.progress
+    )
     eval_seed, latest, clock = cfg.seed + EVAL_SEED_OFFSET, {}, Clock(counters.t_env)
     checkpoint_path = run_dir / CHECKPOINT_DIR / LATEST
     try:
@@ -132,8 +136,9 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment) -> dict:
             if counters.t_env >= counters.next_log:
                 counters.next_log += cfg.log_interval
                 scalars = train_scalars(rollout, metrics, epsilon)
-                logger.log(counters.t_env, {**scalars, "train/env_steps_per_s": clock.rate(
-                    counters.t_env)})
+                logger.log(
+                    counters.t_env, {**scalars, "train/env_steps_per_s": clock.rate(counters.t_env)}
+                )
             if counters.t_env >= counters.next_eval:
                 counters.next_eval += cfg.eval_interval
                 latest = evaluate(exp.eval_runner, seed=eval_seed)[1]
@@ -143,22 +148,28 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment) -> dict:
                 save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
             logger.advance(counters.t_env, {"eval_return": latest.get("eval/return_mean", np.nan)})
         final_rollout, final = evaluate(exp.eval_runner, seed=eval_seed)
-        logger.log(counters.t_env, final)
+        logger.log(counters.t_env, final, final=True)
         save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
     finally:
         logger.close()
-    summary = {"t_env": counters.t_env, "episodes": counters.episodes,
-               "updates": exp.learner.updates, **final,
-               **matrix_summary(exp.eval_env, final_rollout, exp.risk_fn)}
+    summary = {
+        "t_env": counters.t_env,
+        "episodes": counters.episodes,
+        "updates": exp.learner.updates,
+        **final,
+        **matrix_summary(exp.eval_env, final_rollout, exp.risk_fn),
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def fail(message: str, *, fresh_dir: Path | None = None) -> None:
     """One-line error, exit code 2; remove a run directory that only Hydra has written to."""
-    if fresh_dir is not None and fresh_dir.is_dir() and {p.name for p in fresh_dir.iterdir()} <= {
-        ".hydra"
-    }:
+    if (
+        fresh_dir is not None
+        and fresh_dir.is_dir()
+        and {p.name for p in fresh_dir.iterdir()} <= {".hydra"}
+    ):
         shutil.rmtree(fresh_dir)
     print(f"riskq-train: error: {message}", file=sys.stderr)
     sys.exit(2)

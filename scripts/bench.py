@@ -28,12 +28,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from riskq.config import compose_config  # noqa: E402
-from riskq.experiment import build_experiment  # noqa: E402
-from riskq.learner import agent_inputs  # noqa: E402
-from riskq.networks import sort_quantiles  # noqa: E402
-from riskq.targets import gather_actions  # noqa: E402
-from riskq.train import train  # noqa: E402
+from riskq.config import compose_config
+from riskq.experiment import build_experiment
+from riskq.learner import agent_inputs
+from riskq.networks import sort_quantiles
+from riskq.targets import gather_actions
+from riskq.train import train
 
 
 def timed(fn, repeats: int) -> float:

@@ -129,8 +129,14 @@ def test_cpw_bound_is_where_g_stops_being_monotone():
 
 @pytest.mark.parametrize(
     ("name", "param", "label"),
-    [("cvar", 0.2, "CVaR(0.2)"), ("wang", 0.75, "Wang(0.75)"), ("var", -0.2, "VaR(-0.2)")]
-    + [("neutral", 0.75, "Neutral"), ("cpw", 0.71, "CPW(0.71)"), ("pow", -1, "Pow(-1)")],
+    [
+        ("cvar", 0.2, "CVaR(0.2)"),
+        ("wang", 0.75, "Wang(0.75)"),
+        ("var", -0.2, "VaR(-0.2)"),
+        ("neutral", 0.75, "Neutral"),
+        ("cpw", 0.71, "CPW(0.71)"),
+        ("pow", -1, "Pow(-1)"),
+    ],
 )
 def test_labels(name, param, label):
     assert make_risk_measure(name, param).label == label

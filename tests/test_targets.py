@@ -52,9 +52,14 @@ def test_short_episode_in_a_padded_batch_does_not_see_padding():
 def test_trailing_quantile_dimension_is_handled_per_index():
     reward = torch.tensor([[1.0, 0.0]])
     next_values = torch.tensor([[[0.0, 2.0], [4.0, 8.0]]])  # [B, T, K]
-    got = td_lambda_targets(reward=reward, terminated=torch.tensor([[False, False]]),
-                            mask=torch.tensor([[True, True]]), next_values=next_values,
-                            gamma=1.0, td_lambda=0.0)
+    got = td_lambda_targets(
+        reward=reward,
+        terminated=torch.tensor([[False, False]]),
+        mask=torch.tensor([[True, True]]),
+        next_values=next_values,
+        gamma=1.0,
+        td_lambda=0.0,
+    )
     assert torch.allclose(got, torch.tensor([[[1.0, 3.0], [4.0, 8.0]]]))
 
 

@@ -18,14 +18,28 @@ from riskq.train import train
 ROOT = Path(__file__).resolve().parents[1]
 ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))
 TOY_ENVS = ["matrix", "macf", "macn"]
-TINY = ["t_max=300", "num_envs=4", "eval_episodes=4", "eval_interval=150", "log_interval=100",
-        "algo.batch_size=4", "algo.buffer_size=64", "progress=false"]
+TINY = [
+    "t_max=300",
+    "num_envs=4",
+    "eval_episodes=4",
+    "eval_interval=150",
+    "log_interval=100",
+    "algo.batch_size=4",
+    "algo.buffer_size=64",
+    "progress=false",
+]
 
 
 def run_cli(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def train_in_process(tmp_path: Path, overrides: list[str]) -> dict:
@@ -63,11 +77,18 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
     assert summary["optimal_action"] == "(M, M)"  # default: risk ladder under Wang 0.75
     assert {"greedy_action", "greedy_is_optimal", "eval/return_cvar_0.2"} <= set(summary)
     scalars = set().union(*(json.loads(line) for line in (run_dir / "metrics.jsonl").open()))
-    assert {"train/loss", "train/epsilon", "train/psi_chosen", "train/env_steps_per_s",
-            "eval/return_mean", "eval/return_var_0.1"} <= scalars
+    assert {
+        "train/loss",
+        "train/epsilon",
+        "train/psi_chosen",
+        "train/env_steps_per_s",
+        "eval/return_mean",
+        "eval/return_var_0.1",
+    } <= scalars
 
-    evaluated = run_cli("riskq.evaluate", str(run_dir), "--episodes", "8", "--risk", "cvar",
-                        "--risk-param", "0.2")
+    evaluated = run_cli(
+        "riskq.evaluate", str(run_dir), "--episodes", "8", "--risk", "cvar", "--risk-param", "0.2"
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads((run_dir / "eval_cvar.json").read_text())
     assert result["optimal_action"] == "(S, S)" and result["episodes"] == 8
@@ -100,9 +121,19 @@ def test_missing_checkpoint_in_eval_is_a_one_line_error(tmp_path):
 
 
 def test_resume_continues_exactly(tmp_path):
-    base = ["env=macn", "t_max=600", "num_envs=4", "eval_episodes=4", "eval_interval=200",
-            "log_interval=100", "checkpoint_interval=100000", "algo.batch_size=4",
-            "algo.target_update_interval=8", "progress=false", "seed=5"]
+    base = [
+        "env=macn",
+        "t_max=600",
+        "num_envs=4",
+        "eval_episodes=4",
+        "eval_interval=200",
+        "log_interval=100",
+        "checkpoint_interval=100000",
+        "algo.batch_size=4",
+        "algo.target_update_interval=8",
+        "progress=false",
+        "seed=5",
+    ]
     full = train_in_process(tmp_path / "full", base)
     half_cfg = compose_config([*base, "t_max=300"])
     train(half_cfg, tmp_path / "half", build_experiment(half_cfg))
@@ -118,7 +149,7 @@ def test_resume_continues_exactly(tmp_path):
     strip = [json.loads(line) for line in lines_full]
     again = [json.loads(line) for line in lines_resumed]
     for record in strip + again:
-        record.pop("train/env_steps_per_s", None)
+        record.pop("train/env_steps_per_s", None)  # wall-clock speed differs, the rest must not
     assert again == strip
 
 
@@ -131,4 +162,3 @@ def test_riskq_learns_the_risk_optimal_joint_action_on_the_risk_ladder(tmp_path,
     summary = train_in_process(tmp_path, [*risk, "progress=false", "seed=1"])
     assert summary["optimal_action"] == expected
     assert summary["greedy_action"] == expected
-
