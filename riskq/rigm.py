@@ -232,6 +232,8 @@ class RigmConfig:
     device: str = "cpu"
     output: str | None = None  # JSON file for the rows, or null
     mixer: MixerConfig = field(default_factory=MixerConfig)
+    run: str | None = None  # a trained run directory: check its mixer on evaluation states
+    episodes: int = 32  # evaluation episodes whose states the trained-model check uses
 
 
 ConfigStore.instance().store(name="rigm_schema", node=RigmConfig)
@@ -328,13 +330,20 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_trained(cfg: RigmConfig) -> list[dict]:
+    """RIGM of a trained run (``run=``): under its own risk measure, then each of ``risks``."""
+    from riskq.rigm_trained import trained_rigm_rows  # local: it loads the whole trainer
+
+    return trained_rigm_rows(run=cfg.run, episodes=cfg.episodes, tol=cfg.tol, risks=_validate(cfg))
+
+
 @hydra.main(config_path="../configs", config_name="rigm", version_base="1.3")
 def main(dict_cfg: DictConfig) -> None:
     """Entry point of ``riskq-rigm``; bad values exit with a one-line error (code 2)."""
     cfg: RigmConfig = OmegaConf.to_object(dict_cfg)
     try:
-        rows = run_rigm(cfg)
-    except ValueError as error:
+        rows = run_rigm(cfg) if cfg.run is None else run_trained(cfg)
+    except (ValueError, ImportError) as error:
         message = " ".join(str(error).split())
         print(f"riskq-rigm: error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -13,13 +13,14 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from riskq.checkpoint import CHECKPOINT_DIR, LATEST, load_checkpoint, save_checkpoint
@@ -189,9 +190,12 @@ def prepare_run_dir(cfg: TrainConfig, hydra_dir: Path) -> Path:
 
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
 def main(raw: DictConfig) -> None:
-    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    hydra_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         cfg: TrainConfig = OmegaConf.to_object(raw)
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # parallel runs would garble one console
+            cfg = replace(cfg, progress=False)
         run_dir = prepare_run_dir(cfg, hydra_dir)
         exp = build_experiment(cfg)  # validates names and arguments before anything is written
     except (ValueError, ImportError) as error:

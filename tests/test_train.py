@@ -93,6 +93,13 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
     result = json.loads((run_dir / "eval_cvar.json").read_text())
     assert result["optimal_action"] == "(S, S)" and result["episodes"] == 8
 
+    rigm_json = tmp_path / "rigm.json"
+    checked = run_cli("riskq.rigm", f"run={run_dir}", "episodes=4", f"output={rigm_json}")
+    assert checked.returncode == 0, checked.stderr
+    rows = json.loads(rigm_json.read_text())["rows"]
+    assert rows[0]["label"] == "Wang(0.75)" and rows[0]["trials"] == 4
+    assert all(row["mixer"] == "riskq" and row["violations"] == 0 for row in rows)
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

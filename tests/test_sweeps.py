@@ -1,0 +1,79 @@
+"""Sweeps through Hydra's joblib and submitit launchers, and plots of their real logs."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "env=matrix",
+    "t_max=48",
+    "num_envs=8",
+    "eval_episodes=8",
+    "eval_interval=16",
+    "log_interval=16",
+    "algo.batch_size=8",
+    "threads=1",
+]
+
+
+def riskq(module: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def sweep_runs(sweep_dir: Path) -> list[Path]:
+    return sorted(path.parent for path in sweep_dir.glob("*/summary.json"))
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "submitit_local_riskq"])
+def test_sweep_runs_every_job_in_its_own_directory(tmp_path, launcher):
+    sweep_dir = tmp_path / "sweep"
+    result = riskq(
+        "riskq.train",
+        "-m",
+        f"hydra/launcher={launcher}",
+        "seed=0,1",
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sweep_runs(sweep_dir)
+    assert [run.name for run in runs] == ["0_seed-0", "1_seed-1"]
+    for seed, run in enumerate(runs):
+        assert (run / "config.yaml").read_text().count(f"seed: {seed}") == 1
+        assert json.loads((run / "summary.json").read_text())["t_env"] >= 48
+        assert list((run / "tb").glob("events.out.tfevents.*"))
+
+
+def test_plot_aggregates_a_real_sweep(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = riskq(
+        "riskq.train", "-m", "seed=0,1", "risk=neutral,cvar", *TINY, f"hydra.sweep.dir={sweep_dir}"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(sweep_runs(sweep_dir)) == 4
+    out = tmp_path / "plots"
+    plotted = riskq("riskq.plot", str(sweep_dir), "--out", str(out))
+    assert plotted.returncode == 0, plotted.stderr
+    assert (out / "risk_ladder.png").stat().st_size > 10_000
+    assert (out / "risk_ladder.svg").stat().st_size > 10_000
+    with (out / "final_performance.csv").open() as handle:
+        rows = {row["risk"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"neutral", "cvar(0.2)"}
+    summaries = [json.loads((run / "summary.json").read_text()) for run in sweep_runs(sweep_dir)]
+    neutral = [s["eval/return_mean"] for s in summaries if s["optimal_action"] == "(R, R)"]
+    assert int(rows["neutral"]["n_seeds"]) == len(neutral) == 2
+    assert float(rows["neutral"]["eval/return_mean_mean"]) == pytest.approx(sum(neutral) / 2)
