@@ -141,6 +141,7 @@ class CliffNavigation(BatchedEnv):
         step_cost: float = 1.0,
         cliff_penalty: float = 7.0,
         goal_bonus: float = 0.0,
+        progress_reward: float = 0.0,
         episode_limit: int = 30,
     ) -> None:
         super().__init__(num_envs=num_envs, seed=seed)
@@ -160,6 +161,7 @@ class CliffNavigation(BatchedEnv):
         self.step_cost = step_cost
         self.cliff_penalty = cliff_penalty
         self.goal_bonus = goal_bonus
+        self.progress_reward = progress_reward
         self.starts, self.goals = end_cells(n_agents=n_agents, height=height, width=width)
         self.others = np.array(
             [[j for j in range(n_agents) if j != i] for i in range(n_agents)], dtype=np.int64
@@ -227,10 +229,12 @@ class CliffNavigation(BatchedEnv):
         )  # [E, N, 2], [E, N]
         fell &= moving
         arrived = moving & (cells == self.goals).all(axis=-1)  # [E, N]
+        progress = self._goal_distance(self.cells) - self._goal_distance(cells)  # [E, N]
         reward = (
             -self.step_cost * moving.sum(axis=-1)
             - self.cliff_penalty * fell.sum(axis=-1)
             + self.goal_bonus * arrived.sum(axis=-1)
+            + self.progress_reward * (progress * moving).sum(axis=-1)
         )  # [E]
         active = ~self.done  # [E]
         self.cells = np.where(moving[..., None], cells, self.cells)  # [E, N, 2]
@@ -247,6 +251,10 @@ class CliffNavigation(BatchedEnv):
             terminated=terminated,
             truncated=truncated,
         )
+
+    def _goal_distance(self, cells: np.ndarray) -> np.ndarray:
+        """Manhattan distance of each agent to its goal: cells [E, N, 2] -> [E, N]."""
+        return np.abs(cells - self.goals).sum(axis=-1)
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
         """Per copy [E]: cliff falls, agents reached, detour, episode steps.
