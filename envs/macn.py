@@ -60,6 +60,10 @@ METRIC_NAMES = ("cliff_falls", "reached", "detour", "steps")
 def end_cells(*, n_agents: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Start and goal cells [N, 2] (row, col): even agents go east, odd agents west."""
     west, east = (height - 1, 0), (height - 1, width - 1)
+    import os  # TEMP experiment
+
+    if os.environ.get("MACN_SAME"):
+        return np.array([west] * n_agents), np.array([east] * n_agents)
     starts = np.array([west if agent % 2 == 0 else east for agent in range(n_agents)])  # [N, 2]
     goals = np.array([east if agent % 2 == 0 else west for agent in range(n_agents)])  # [N, 2]
     return starts, goals
@@ -141,7 +145,7 @@ class CliffNavigation(BatchedEnv):
         step_cost: float = 1.0,
         cliff_penalty: float = 7.0,
         goal_bonus: float = 0.0,
-        progress_reward: float = 0.0,
+        column_shaping: float = 0.0,
         episode_limit: int = 30,
     ) -> None:
         super().__init__(num_envs=num_envs, seed=seed)
@@ -161,7 +165,7 @@ class CliffNavigation(BatchedEnv):
         self.step_cost = step_cost
         self.cliff_penalty = cliff_penalty
         self.goal_bonus = goal_bonus
-        self.progress_reward = progress_reward
+        self.column_shaping = column_shaping
         self.starts, self.goals = end_cells(n_agents=n_agents, height=height, width=width)
         self.others = np.array(
             [[j for j in range(n_agents) if j != i] for i in range(n_agents)], dtype=np.int64
@@ -229,12 +233,12 @@ class CliffNavigation(BatchedEnv):
         )  # [E, N, 2], [E, N]
         fell &= moving
         arrived = moving & (cells == self.goals).all(axis=-1)  # [E, N]
-        progress = self._goal_distance(self.cells) - self._goal_distance(cells)  # [E, N]
+        shaping = self.potential(cells) - self.potential(self.cells)  # [E, N]
         reward = (
             -self.step_cost * moving.sum(axis=-1)
             - self.cliff_penalty * fell.sum(axis=-1)
             + self.goal_bonus * arrived.sum(axis=-1)
-            + self.progress_reward * (progress * moving).sum(axis=-1)
+            + (shaping * moving).sum(axis=-1)
         )  # [E]
         active = ~self.done  # [E]
         self.cells = np.where(moving[..., None], cells, self.cells)  # [E, N, 2]
@@ -252,9 +256,9 @@ class CliffNavigation(BatchedEnv):
             truncated=truncated,
         )
 
-    def _goal_distance(self, cells: np.ndarray) -> np.ndarray:
-        """Manhattan distance of each agent to its goal: cells [E, N, 2] -> [E, N]."""
-        return np.abs(cells - self.goals).sum(axis=-1)
+    def potential(self, cells: np.ndarray) -> np.ndarray:
+        """Shaping potential -column_shaping * |col - goal col|: cells [..., N, 2] -> [..., N]."""
+        return -self.column_shaping * np.abs(cells[..., 1] - self.goals[:, 1])
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
         """Per copy [E]: cliff falls, agents reached, detour, episode steps.

@@ -63,9 +63,12 @@ def agent_return_distribution(
             grid, actions, slips, starts=env.starts[[agent]], height=height, width=width
         )  # [C, 1, 2], [C, 1]
         transitions.append((cells[:, 0, 0] * width + cells[:, 0, 1], fell[:, 0], prob))
+    start = env.starts[agent, 0] * width + env.starts[agent, 1]
     goal = env.goals[agent, 0] * width + env.goals[agent, 1]
+    potential = env.column_shaping * -np.abs(grid[:, 0, 1] - env.goals[agent, 1])  # [C]
+    shaping = potential - potential[start]  # [C] telescoped shaping reward, start -> cell
     mass = np.zeros((height * width, limit + 1))  # [C, falls]
-    mass[env.starts[agent, 0] * width + env.starts[agent, 1], 0] = 1.0
+    mass[start, 0] = 1.0
     falls = np.arange(limit + 1)  # [falls]
     values, probs = [], []
     for step in range(1, limit + 1):
@@ -74,11 +77,13 @@ def agent_return_distribution(
             shifted = np.where(fell[:, None], np.roll(mass, 1, axis=1), mass)  # [C, falls]
             np.add.at(moved, next_cell, prob * shifted)
         probs.append(moved[goal].copy())  # [falls] arrive at this step: the agent is done
-        values.append(-env.step_cost * step - env.cliff_penalty * falls + env.goal_bonus)
+        arrival = -env.step_cost * step - env.cliff_penalty * falls + env.goal_bonus
+        values.append(arrival + shaping[goal])  # [falls]
         moved[goal] = 0.0
         mass = moved
-    values.append(-env.step_cost * limit - env.cliff_penalty * falls)  # truncated
-    probs.append(mass.sum(axis=0))
+    truncated = -env.step_cost * limit - env.cliff_penalty * falls + shaping[:, None]  # [C, falls]
+    values.append(truncated.ravel())
+    probs.append(mass.ravel())
     return np.concatenate(values), np.concatenate(probs)  # [J], [J]
 
 

@@ -15,12 +15,28 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("algo", ["riskq", "qmix"])
 def test_short_training_run_on_an_external_env(tmp_path, env, algo):
     run_dir = tmp_path / "run"
-    args = [f"env={env}", f"algo={algo}", "risk=cvar", "t_max=400", "num_envs=4",
-            "eval_episodes=4", "eval_interval=200", "log_interval=100", "algo.batch_size=4",
-            "algo.agent.n_quantiles=8", "progress=false", f"hydra.run.dir={run_dir}"]
-    result = subprocess.run([sys.executable, "-m", "riskq.train", *args], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                            text=True, timeout=600)
+    args = [
+        f"env={env}",
+        f"algo={algo}",
+        "risk=cvar",
+        "t_max=400",
+        "num_envs=4",
+        "eval_episodes=4",
+        "eval_interval=200",
+        "log_interval=100",
+        "algo.batch_size=4",
+        "algo.agent.n_quantiles=8",
+        "progress=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "riskq.train", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["t_env"] >= 400 and summary["updates"] > 0

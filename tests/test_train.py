@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from envs import ENVS
 from riskq.config import compose_config
 from riskq.experiment import build_experiment
 from riskq.mixers import MIXERS
+from riskq.risk import make_risk_measure
 from riskq.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,3 +171,20 @@ def test_riskq_learns_the_risk_optimal_joint_action_on_the_risk_ladder(tmp_path,
     summary = train_in_process(tmp_path, [*risk, "progress=false", "seed=1"])
     assert summary["optimal_action"] == expected
     assert summary["greedy_action"] == expected
+
+
+@pytest.mark.parametrize("env", sorted(p.stem for p in (ROOT / "configs" / "env").glob("*.yaml")))
+def test_every_env_config_composes_into_the_schema(env):
+    cfg = compose_config([f"env={env}"])
+    assert cfg.env.label and cfg.env.name in ENVS
+
+
+@pytest.mark.parametrize("risk", sorted(p.stem for p in (ROOT / "configs" / "risk").glob("*.yaml")))
+def test_every_risk_config_composes_and_builds_its_measure(risk):
+    cfg = compose_config([f"risk={risk}"])
+    assert make_risk_measure(cfg.risk.name, cfg.risk.level()).name == risk
+
+
+def test_risk_alpha_alias_sets_the_level():
+    cfg = compose_config(["risk=cvar", "risk.alpha=0.3"])
+    assert cfg.risk.level() == 0.3

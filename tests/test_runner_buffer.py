@@ -1,0 +1,114 @@
+"""Collection and replay: epsilon-greedy on psi, a mock agent with a known greedy action,
+the episode buffer's ring, truncation and state round trip."""
+
+import numpy as np
+import pytest
+import torch
+
+from envs import make_batched_env
+from riskq.buffer import ReplayBuffer
+from riskq.risk import make_risk_measure
+from riskq.runner import Runner, epsilon_greedy, linear_epsilon
+
+LADDER = {
+    "n_agents": 2,
+    "action_names": ["S", "M", "R"],
+    "event_probs": [0.25, 0.75],
+    "agent_payoffs": [[[0.0, 0.0], [-0.5, 1.0], [-6.0, 3.0]]] * 2,
+}
+
+
+class FixedQuantileAgent(torch.nn.Module):
+    """Every agent's quantiles are a fixed [A, K] table, whatever it observes."""
+
+    def __init__(self, table: torch.Tensor, n_agents: int) -> None:
+        super().__init__()
+        self.table, self.n_agents = table, n_agents
+
+    def initial_hidden(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(batch_size, self.n_agents, 1)
+
+    def step(self, inputs, hidden):
+        batch = inputs.shape[0]
+        return self.table.expand(batch, self.n_agents, *self.table.shape), hidden
+
+
+def test_linear_epsilon_schedule_endpoints():
+    assert linear_epsilon(0, start=1.0, finish=0.05, anneal_steps=100) == 1.0
+    assert linear_epsilon(50, start=1.0, finish=0.0, anneal_steps=100) == pytest.approx(0.5)
+    assert linear_epsilon(10_000, start=1.0, finish=0.05, anneal_steps=100) == pytest.approx(0.05)
+
+
+def test_epsilon_greedy_never_picks_unavailable_actions():
+    rng = np.random.default_rng(0)
+    values = np.zeros((500, 2, 4))
+    avail = np.zeros((500, 2, 4), dtype=bool)
+    avail[..., [1, 3]] = True
+    actions = epsilon_greedy(values, avail, 1.0, rng)
+    assert set(np.unique(actions)) == {1, 3}
+    greedy = epsilon_greedy(np.arange(4.0) * np.ones((500, 2, 4)), avail, 0.0, rng)
+    assert (greedy == 3).all()
+
+
+@pytest.mark.parametrize(("risk", "param", "expected"), [("neutral", None, 2), ("cvar", 0.25, 0)])
+def test_runner_acts_risk_greedily_with_a_known_agent(risk, param, expected):
+    # action 0: constant 0; action 1: constant -1; action 2: -10 w.p. 1/4, +10 w.p. 3/4
+    table = torch.tensor([[0.0] * 4, [-1.0] * 4, [-10.0, 10.0, 10.0, 10.0]])  # [A, K]
+    env = make_batched_env("matrix", num_envs=6, seed=0, **LADDER)
+    runner = Runner(
+        env=env,
+        agent=FixedQuantileAgent(table, 2),
+        risk_fn=make_risk_measure(risk, param),
+        rng=np.random.default_rng(0),
+        device=torch.device("cpu"),
+    )
+    rollout = runner.collect(epsilon=0.0)
+    assert (rollout.batch.actions == expected).all()
+    assert rollout.lengths.tolist() == [1] * 6 and rollout.batch.terminated.all()
+
+
+def _batch(env, episodes: int, seed: int):
+    agent_table = torch.zeros(3, 2)
+    runner = Runner(
+        env=env,
+        agent=FixedQuantileAgent(agent_table, 2),
+        risk_fn=make_risk_measure("neutral"),
+        rng=np.random.default_rng(seed),
+        device=torch.device("cpu"),
+    )
+    return runner.collect(epsilon=1.0).batch
+
+
+def test_buffer_ring_overwrites_oldest_and_samples_distinct_episodes():
+    env = make_batched_env("matrix", num_envs=4, seed=0, **LADDER)
+    buffer = ReplayBuffer(capacity=6, info=env.info)
+    first, second = _batch(env, 4, 0), _batch(env, 4, 1)
+    buffer.add(first)
+    buffer.add(second)
+    assert buffer.size == 6 and buffer.cursor == 2
+    assert torch.equal(buffer.storage["actions"][:2], second.actions[2:])  # wrapped around
+    assert torch.equal(buffer.storage["actions"][2:4], first.actions[2:])
+    sample = buffer.sample(6, np.random.default_rng(0))
+    assert sample.batch_size == 6 and sample.max_steps == 1
+    with pytest.raises(ValueError):
+        buffer.sample(7, np.random.default_rng(0))
+
+
+def test_buffer_state_dict_round_trip():
+    env = make_batched_env("macn", num_envs=3, seed=0)
+    buffer = ReplayBuffer(capacity=5, info=env.info)
+    runner = Runner(
+        env=env,
+        agent=FixedQuantileAgent(torch.zeros(5, 2), 2),
+        risk_fn=make_risk_measure("neutral"),
+        rng=np.random.default_rng(0),
+        device=torch.device("cpu"),
+    )
+    buffer.add(runner.collect(epsilon=1.0).batch)
+    restored = ReplayBuffer(capacity=5, info=env.info)
+    restored.load_state_dict(buffer.state_dict())
+    a = buffer.sample(3, np.random.default_rng(4))
+    b = restored.sample(3, np.random.default_rng(4))
+    for name, value in a.tensors().items():
+        assert torch.equal(value, b.tensors()[name]), name
+    assert a.max_steps == int(buffer.lengths[:3].max())
