@@ -173,9 +173,9 @@ class CliffNavigation(BatchedEnv):
         self.info = EnvInfo(
             n_agents=n_agents,
             n_actions=len(MOVES),
-            obs_dim=3 * n_agents,
-            state_dim=3 * n_agents,
-            agent_feature_dim=3,
+            obs_dim=n_agents * (height * width + 1),
+            state_dim=n_agents * (height * width + 1),
+            agent_feature_dim=height * width + 1,
             episode_limit=episode_limit,
             metric_names=METRIC_NAMES,
         )
@@ -197,15 +197,16 @@ class CliffNavigation(BatchedEnv):
         return self._observe()
 
     def _observe(self) -> EnvObs:
-        scale = np.array([self.height - 1, self.width - 1])  # [2]
-        scaled = self.cells / scale  # [E, N, 2]
-        features = np.concatenate([scaled, self.reached[..., None]], axis=-1)  # [E, N, 3]
-        features = features.astype(np.float32)  # [E, N, F]
-        others = features[:, self.others].reshape(*features.shape[:2], -1)  # [E, N, 3(N-1)]
         n_envs, n_agents = self.reached.shape
+        n_cells = self.height * self.width
+        index = self.cells[..., 0] * self.width + self.cells[..., 1]  # [E, N]
+        features = np.zeros((n_envs, n_agents, n_cells + 1), dtype=np.float32)  # [E, N, F]
+        np.put_along_axis(features, index[..., None], 1.0, axis=-1)
+        features[..., -1] = self.reached
+        others = features[:, self.others].reshape(n_envs, n_agents, -1)  # [E, N, F(N-1)]
         return EnvObs(
             obs=np.concatenate([features, others], axis=-1),  # [E, N, O]
-            state=features.reshape(n_envs, 3 * n_agents),  # [E, S]
+            state=features.reshape(n_envs, -1),  # [E, S]
             avail_actions=np.ones((n_envs, n_agents, len(MOVES)), dtype=bool),  # [E, N, A]
             agent_features=features,  # [E, N, F]
         )
