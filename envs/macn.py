@@ -175,7 +175,7 @@ class CliffNavigation(BatchedEnv):
             n_actions=len(MOVES),
             obs_dim=n_agents * (height * width + 1),
             state_dim=n_agents * (height * width + 1),
-            agent_feature_dim=height * width + 1,
+            agent_feature_dim=1,
             episode_limit=episode_limit,
             metric_names=METRIC_NAMES,
         )
@@ -208,7 +208,7 @@ class CliffNavigation(BatchedEnv):
             obs=np.concatenate([features, others], axis=-1),  # [E, N, O]
             state=features.reshape(n_envs, -1),  # [E, S]
             avail_actions=np.ones((n_envs, n_agents, len(MOVES)), dtype=bool),  # [E, N, A]
-            agent_features=features,  # [E, N, F]
+            agent_features=self.reached[..., None].astype(np.float32),  # [E, N, F=1]
         )
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
