@@ -2,39 +2,56 @@
 
 A cooperative version of Sutton & Barto's cliff walking, built to have known risk-optimal
 answers for RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753). Grid rows are numbered from
-the top; the bottom row is the cliff row. Its two end cells are the only safe ones: agent 0
-walks from the bottom-left cell to the bottom-right one, agent 1 the other way (agents 2, 3,
-... alternate), so the agents' paths cross; agents never block each other.
+the top; the bottom row is the cliff row. Its two end cells are the only safe ones: every
+agent walks from the bottom-left cell to the bottom-right one, so all agents share the two
+lanes above the cliff; agents never block each other.
 
 Each step, for every agent that has not reached its goal:
   - the step costs ``step_cost``;
   - with probability ``slip_prob`` a wind slip replaces its action by a move down (towards
     the cliff); moves off the grid leave it in place;
   - entering a cliff cell costs ``cliff_penalty`` and sends it back to its start cell;
-  - entering its goal cell pays ``goal_bonus``; it then stays there, done, at no further cost.
+  - entering its goal cell pays ``goal_bonus``; it then stays there, done, at no further cost;
+  - potential-based shaping pays phi(new cell) - phi(old cell), with
+    phi = -shaping * (column distance + king-move distance to the goal) / 2 (``potential``).
 The episode terminates when every agent has reached its goal; ``episode_limit`` truncates it.
+
+Bonus and shaping leave the risk optima alone. The shaping terms of one agent telescope
+(a fall only moves it to the start cell, where the sum continues), so an agent that arrives
+collects -phi(start) = shaping * (W - 1) from shaping and ``goal_bonus`` once, whatever its
+route and falls: its undiscounted return is the bare cliff-walking return plus the constant
+goal_bonus + shaping * (W - 1) = 10. Mean, CVaR, Wang and VaR are translation-invariant, so
+they rank routes as without bonus and shaping; only truncated episodes (below 0.1% per
+agent on either route) keep a different shift, and the exact figures below include them.
+Bonus and shaping are there for learning: random exploration reaches the goal in about 4%
+of agent-episodes, and without them the learned values settle on "never arrive". phi rises
+on every step of both routes and falls on none: a column-only potential leaves the two
+steps down into the goal unpaid (trained agents stopped above the goal), a Manhattan one
+charges every climb away from the cliff.
 
 Two candidate routes per agent (``route_actions``): the short one walks along the lane just
 above the cliff (W + 1 steps; a slip there is a fall), the detour along the lane two rows
 above the cliff (W + 3 steps; a slip costs two steps, a fall needs two slips in a row).
-Default parameters: 3 x 5 grid, slip 0.05, step cost 1, cliff penalty 7, no goal bonus,
-limit 30 steps. Undiscounted team return of the scripted route pairs, exact (dynamic
-programming) and, in brackets, from 10^5 episodes of this env, seed 0, with the share of
-those episodes that had a cliff fall (``scripts/macn_optima.py``):
+Default parameters: 3 x 4 grid (two cliff cells), slip 0.1, step cost 1, cliff penalty 5,
+goal bonus 4, shaping 2, limit 20 steps. Undiscounted team return of the scripted route
+pairs, exact (dynamic programming) and, in brackets, from 10^5 episodes of this env, seed 0,
+with the share of those episodes that had a cliff fall (``scripts/macn_optima.py``):
 
-    routes            mean            CVaR(0.2)       Wang(0.75)      VaR(0.2)  P(fall)
-    short + short     -16.02 (-16.02) -27.63 (-27.59) -21.76 (-21.75) -23       0.266
-    short + detour    -16.69 (-16.68) -25.38 (-25.36) -20.99 (-20.97) -17       0.149
-    detour + detour   -17.35 (-17.35) -20.45 (-20.44) -19.27 (-19.26) -18       0.016
+    routes            mean          CVaR(0.2)     Wang(0.75)    VaR(0.2)  P(fall)
+    short + short     5.16 (5.13)   -5.78 (-5.85) -0.61 (-0.66)  1        0.346
+    short + detour    4.34 (4.34)   -4.75 (-4.70) -0.24 (-0.22)  0        0.207
+    detour + detour   3.51 (3.51)   -1.39 (-1.34)  0.71 (0.73)   2        0.042
 
-The risk-neutral optimum is the short route for both agents (value iteration confirms it is
-the mean-optimal policy of each agent, also at gamma 0.99); the CVaR(0.2) and Wang(0.75)
-optima are the detour for both (tests/test_macn.py checks this ordering). VaR(0.2) prefers
-one agent on each route: a quantile ignores how deep the tail goes.
+(Without bonus and shaping every figure but P(fall) is 20 lower.) The risk-neutral optimum
+is the short route for both agents (value iteration confirms it is the mean-optimal policy
+of each agent, also at the discounts 0.99 and 0.9 that training uses); the CVaR(0.2),
+Wang(0.75) and VaR(0.2) optima are the detour for both (tests/test_macn.py checks this).
 
-Observation of agent i [O = 3N]: its own (row, col, reached), then the other agents' in
-agent order, rows and columns scaled to [0, 1]. State [S = 3N]: every agent's
-(row, col, reached). Agent features [F = 3]: its own (row, col, reached).
+Observation of agent i [O = N(HW + 1)]: its own cell one-hot over the H*W cells plus its
+reached flag, then the other agents' in agent order. State [S = N(HW + 1)]: every agent's.
+Agent features [F = 1]: its reached flag; the RiskQ mixer's attention keys are built from
+them, so every agent still walking gets the same attention weight while its state-dependent
+query, head weights and bias see all positions through the state.
 
 Shapes: E env copies, N agents, A = 5 actions, O observation, S state, F per-agent features.
 """
@@ -58,14 +75,10 @@ METRIC_NAMES = ("cliff_falls", "reached", "detour", "steps")
 
 
 def end_cells(*, n_agents: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start and goal cells [N, 2] (row, col): even agents go east, odd agents west."""
-    west, east = (height - 1, 0), (height - 1, width - 1)
-    import os  # TEMP experiment
-
-    if os.environ.get("MACN_SAME"):
-        return np.array([west] * n_agents), np.array([east] * n_agents)
-    starts = np.array([west if agent % 2 == 0 else east for agent in range(n_agents)])  # [N, 2]
-    goals = np.array([east if agent % 2 == 0 else west for agent in range(n_agents)])  # [N, 2]
+    """Start and goal cells [N, 2] (row, col): every agent goes from the bottom-left cell to
+    the bottom-right one."""
+    starts = np.array([[height - 1, 0]] * n_agents)  # [N, 2]
+    goals = np.array([[height - 1, width - 1]] * n_agents)  # [N, 2]
     return starts, goals
 
 
@@ -140,13 +153,13 @@ class CliffNavigation(BatchedEnv):
         seed: int | None = None,
         n_agents: int = 2,
         height: int = 3,
-        width: int = 5,
-        slip_prob: float = 0.05,
+        width: int = 4,
+        slip_prob: float = 0.1,
         step_cost: float = 1.0,
-        cliff_penalty: float = 7.0,
-        goal_bonus: float = 0.0,
-        column_shaping: float = 0.0,
-        episode_limit: int = 30,
+        cliff_penalty: float = 5.0,
+        goal_bonus: float = 4.0,
+        shaping: float = 2.0,
+        episode_limit: int = 20,
     ) -> None:
         super().__init__(num_envs=num_envs, seed=seed)
         minimums = (
@@ -165,7 +178,7 @@ class CliffNavigation(BatchedEnv):
         self.step_cost = step_cost
         self.cliff_penalty = cliff_penalty
         self.goal_bonus = goal_bonus
-        self.column_shaping = column_shaping
+        self.shaping = shaping
         self.starts, self.goals = end_cells(n_agents=n_agents, height=height, width=width)
         self.others = np.array(
             [[j for j in range(n_agents) if j != i] for i in range(n_agents)], dtype=np.int64
@@ -198,17 +211,17 @@ class CliffNavigation(BatchedEnv):
 
     def _observe(self) -> EnvObs:
         n_envs, n_agents = self.reached.shape
-        n_cells = self.height * self.width
         index = self.cells[..., 0] * self.width + self.cells[..., 1]  # [E, N]
-        features = np.zeros((n_envs, n_agents, n_cells + 1), dtype=np.float32)  # [E, N, F]
-        np.put_along_axis(features, index[..., None], 1.0, axis=-1)
-        features[..., -1] = self.reached
-        others = features[:, self.others].reshape(n_envs, n_agents, -1)  # [E, N, F(N-1)]
+        cells = np.zeros((n_envs, n_agents, self.height * self.width + 1), np.float32)
+        np.put_along_axis(cells, index[..., None], 1.0, axis=-1)  # [E, N, H*W + 1] one-hot
+        cells[..., -1] = self.reached  # last entry: reached
+        others = cells[:, self.others].reshape(n_envs, n_agents, -1)  # [E, N, (N-1)(H*W+1)]
+        reached = self.reached[..., None].astype(np.float32)  # [E, N, F=1]
         return EnvObs(
-            obs=np.concatenate([features, others], axis=-1),  # [E, N, O]
-            state=features.reshape(n_envs, -1),  # [E, S]
+            obs=np.concatenate([cells, others], axis=-1),  # [E, N, O]
+            state=cells.reshape(n_envs, -1),  # [E, S]
             avail_actions=np.ones((n_envs, n_agents, len(MOVES)), dtype=bool),  # [E, N, A]
-            agent_features=self.reached[..., None].astype(np.float32),  # [E, N, F=1]
+            agent_features=reached,  # [E, N, F]
         )
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
@@ -258,11 +271,9 @@ class CliffNavigation(BatchedEnv):
         )
 
     def potential(self, cells: np.ndarray) -> np.ndarray:
-        """Shaping potential -column_shaping * |col - goal col|: cells [..., N, 2] -> [..., N]."""
-        import os  # TEMP
-        if os.environ.get("MACN_CHEB"):
-            return -self.column_shaping * np.abs(cells - self.goals).max(axis=-1)
-        return -self.column_shaping * np.abs(cells[..., 1] - self.goals[:, 1])
+        """Shaping potential of cells [..., N, 2] -> [..., N]; 0 at the goal (module docstring)."""
+        offset = np.abs(cells - self.goals)  # [..., N, 2] (rows, columns) to go
+        return -0.5 * self.shaping * (offset[..., 1] + offset.max(axis=-1))
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
         """Per copy [E]: cliff falls, agents reached, detour, episode steps.

@@ -65,7 +65,7 @@ def agent_return_distribution(
         transitions.append((cells[:, 0, 0] * width + cells[:, 0, 1], fell[:, 0], prob))
     start = env.starts[agent, 0] * width + env.starts[agent, 1]
     goal = env.goals[agent, 0] * width + env.goals[agent, 1]
-    potential = env.column_shaping * -np.abs(grid[:, 0, 1] - env.goals[agent, 1])  # [C]
+    potential = env.potential(grid)[:, agent]  # [C]
     shaping = potential - potential[start]  # [C] telescoped shaping reward, start -> cell
     mass = np.zeros((height * width, limit + 1))  # [C, falls]
     mass[start, 0] = 1.0

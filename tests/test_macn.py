@@ -13,6 +13,7 @@ from envs.macn import (
     LEFT,
     MOVES,
     RIGHT,
+    ROUTE_LANES,
     STAY,
     UP,
     CliffNavigation,
@@ -25,7 +26,13 @@ from scripts.macn_optima import exact_risk, team_return_distribution
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "env" / "macn.yaml"
 PAIRS = {"short": ("short", "short"), "mixed": ("short", "detour"), "detour": ("detour", "detour")}
-MEASURES = {"mean": ("neutral", None), "cvar": ("cvar", 0.2), "wang": ("wang", 0.75)}
+MEASURES = {
+    "mean": ("neutral", None),
+    "cvar": ("cvar", 0.2),
+    "wang": ("wang", 0.75),
+    "var": ("var", 0.2),
+}
+PSI = ("mean", "cvar", "wang")  # the measures of the issue (VaR: exact table only)
 
 
 def _env(num_envs=1, **kwargs):
@@ -47,24 +54,26 @@ def test_registered_and_sized():
     env = envs.make_batched_env("macn", num_envs=4, seed=0)
     assert isinstance(env, CliffNavigation)
     info = env.info
-    assert (info.n_agents, info.n_actions, info.obs_dim, info.state_dim) == (2, 5, 6, 6)
-    assert (info.agent_feature_dim, info.episode_limit) == (3, 30)
+    assert (info.n_agents, info.n_actions, info.obs_dim, info.state_dim) == (2, 5, 26, 26)
+    assert (info.agent_feature_dim, info.episode_limit) == (1, 20)
     obs = env.reset()
-    assert obs.obs.shape == (4, 2, 6) and obs.state.shape == (4, 6)
-    assert obs.agent_features.shape == (4, 2, 3) and obs.avail_actions.all()
-    np.testing.assert_array_equal(env.starts, [[2, 0], [2, 4]])
-    np.testing.assert_array_equal(env.goals, [[2, 4], [2, 0]])
+    assert obs.obs.shape == (4, 2, 26) and obs.state.shape == (4, 26)
+    assert obs.agent_features.shape == (4, 2, 1) and obs.avail_actions.all()
+    np.testing.assert_array_equal(env.starts, [[2, 0], [2, 0]])
+    np.testing.assert_array_equal(env.goals, [[2, 3], [2, 3]])
 
 
 def test_observation_is_own_slice_then_the_others():
     env = _env()
-    env.cells[0] = [[1, 2], [0, 4]]
+    env.cells[0] = [[1, 2], [0, 3]]
     env.reached[0] = [False, True]
     obs = env._observe()
-    own = [[0.5, 0.5, 0.0], [0.0, 1.0, 1.0]]  # (row / 2, col / 4, reached)
-    np.testing.assert_allclose(obs.agent_features[0], own)
-    np.testing.assert_allclose(obs.state[0], own[0] + own[1])
-    np.testing.assert_allclose(obs.obs[0], [own[0] + own[1], own[1] + own[0]])
+    own = np.zeros((2, 13))  # (one-hot over the 3 x 4 cells, reached)
+    own[0, 1 * 4 + 2] = 1.0
+    own[1, 0 * 4 + 3] = own[1, 12] = 1.0
+    np.testing.assert_array_equal(obs.state[0], np.concatenate(own))
+    np.testing.assert_array_equal(obs.obs[0], [np.concatenate(own), np.concatenate(own[::-1])])
+    np.testing.assert_array_equal(obs.agent_features[0], [[0.0], [1.0]])
 
 
 def test_moves_walls_slips_and_cliff():
@@ -78,45 +87,72 @@ def test_moves_walls_slips_and_cliff():
     assert MOVES[DOWN].tolist() == [1, 0]
 
 
+BARE = {"goal_bonus": 0.0, "shaping": 0.0}  # plain cliff walking
+
+
 @pytest.mark.parametrize(
     ("routes", "team_return", "detour"),
-    [(PAIRS["short"], -12.0, 0.0), (PAIRS["mixed"], -14.0, 0.5), (PAIRS["detour"], -16.0, 1.0)],
+    [(PAIRS["short"], -10.0, 0.0), (PAIRS["mixed"], -12.0, 0.5), (PAIRS["detour"], -14.0, 1.0)],
 )
 def test_routes_without_wind(routes, team_return, detour):
-    env = CliffNavigation(num_envs=3, slip_prob=0.0)
+    env = CliffNavigation(num_envs=3, slip_prob=0.0, **BARE)
     returns, metrics = route_returns(env, routes, seed=0)
-    np.testing.assert_array_equal(returns, team_return)  # W + 1 = 6 or W + 3 = 8 steps each
+    np.testing.assert_array_equal(returns, team_return)  # W + 1 = 5 or W + 3 = 7 steps each
     np.testing.assert_array_equal(metrics["detour"], detour)
     np.testing.assert_array_equal(metrics["reached"], 2)
     np.testing.assert_array_equal(metrics["cliff_falls"], 0)
-    np.testing.assert_array_equal(metrics["steps"], 8 if detour else 6)
+    np.testing.assert_array_equal(metrics["steps"], 7 if detour else 5)
 
 
 def test_falling_costs_the_penalty_and_restarts():
     env = _env(slip_prob=0.0)
-    rewards, result = _run(env, [[RIGHT, LEFT]])  # both step straight into the cliff
-    assert rewards[0, 0] == -2 * (1 + 7)
+    rewards, result = _run(env, [[RIGHT, RIGHT]])  # both step straight into the cliff
+    assert rewards[0, 0] == -2 * (1 + 5)  # back at the start: no shaping either way
     np.testing.assert_array_equal(env.cells[0], env.starts)
     assert env.episode_metrics()["cliff_falls"][0] == 2 and not result.terminated[0]
 
 
 def test_reached_agent_stops_paying_and_time_limit_truncates():
-    env = _env(slip_prob=0.0)
-    short_east = [UP, RIGHT, RIGHT, RIGHT, RIGHT, DOWN]
+    env = _env(slip_prob=0.0, **BARE)
+    short_east = [UP, RIGHT, RIGHT, RIGHT, DOWN]
     rewards, _ = _run(env, [[move, STAY] for move in short_east])
-    assert rewards[:, 0].tolist() == [-2.0] * 6 and env.reached[0].tolist() == [True, False]
-    rewards, result = _run(env, [[UP, STAY]] * 24)  # agent 0 is frozen at its goal
-    assert rewards[:, 0].tolist() == [-1.0] * 24
-    np.testing.assert_array_equal(env.cells[0, 0], [2, 4])
+    assert rewards[:, 0].tolist() == [-2.0] * 5 and env.reached[0].tolist() == [True, False]
+    rewards, result = _run(env, [[UP, STAY]] * 15)  # agent 0 is frozen at its goal
+    assert rewards[:, 0].tolist() == [-1.0] * 15
+    np.testing.assert_array_equal(env.cells[0, 0], [2, 3])
     assert result.truncated[0] and not result.terminated[0]
-    assert env.episode_metrics()["steps"][0] == 30
+    assert env.episode_metrics()["steps"][0] == 20
 
 
 def test_goal_bonus_is_paid_once_on_arrival():
-    env = _env(slip_prob=0.0, goal_bonus=5.0)
-    short_east = [UP, RIGHT, RIGHT, RIGHT, RIGHT, DOWN, STAY, STAY]
+    env = _env(slip_prob=0.0, goal_bonus=5.0, shaping=0.0)
+    short_east = [UP, RIGHT, RIGHT, RIGHT, DOWN, STAY, STAY]
     rewards, _ = _run(env, [[move, STAY] for move in short_east])
-    assert rewards[:, 0].tolist() == [-2.0] * 5 + [-2.0 + 5.0, -1.0, -1.0]
+    assert rewards[:, 0].tolist() == [-2.0] * 4 + [-2.0 + 5.0, -1.0, -1.0]
+
+
+def test_shaping_pays_the_potential_difference():
+    env = _env(slip_prob=0.0, goal_bonus=0.0, shaping=2.0)
+    # phi = -(column distance + king-move distance): (2,0) -6, (1,0) -6, (0,0) -6, (0,1) -4,
+    # (0,2) -3, (0,3) -2, (1,3) -1, goal 0; agent 1 stays at the start (phi -6, cost 1)
+    detour_east = [UP, UP, RIGHT, RIGHT, RIGHT, DOWN, DOWN]
+    rewards, result = _run(env, [[move, STAY] for move in detour_east])
+    shaping = [0, 0, 2, 1, 1, 1, 1]
+    np.testing.assert_array_equal(rewards[:, 0], [-2.0 + gain for gain in shaping])
+    np.testing.assert_array_equal(env.potential(np.array([[2, 0], [2, 3]])), [-6.0, 0.0])
+    assert env.reached[0].tolist() == [True, False] and not result.terminated[0]
+
+
+@pytest.mark.parametrize("routes", PAIRS.values(), ids=PAIRS.keys())
+def test_bonus_and_shaping_add_a_constant_to_every_arriving_return(routes):
+    shaped = CliffNavigation(num_envs=4_000)
+    bare = CliffNavigation(num_envs=4_000, **BARE)
+    shaped_returns, metrics = route_returns(shaped, routes, seed=3)
+    bare_returns, _ = route_returns(bare, routes, seed=3)  # same slips: rewards use no rng
+    arrived = metrics["reached"] == 2
+    assert arrived.mean() > 0.99 and metrics["cliff_falls"].sum() > 100
+    constant = 2 * (4.0 + 2.0 * (4 - 1))  # per arriving agent: goal_bonus + shaping (W - 1)
+    np.testing.assert_allclose(shaped_returns[arrived] - bare_returns[arrived], constant)
 
 
 def test_slip_frequency_matches_slip_prob():
@@ -136,38 +172,43 @@ def test_seeded_episodes_are_reproducible():
     assert not np.array_equal(first, other)
 
 
-def _value_iteration(env, *, gamma, sweeps=200):
+def _value_iteration(env, *, gamma, sweeps=300):
     """Optimal expected action values Q [H*W, A] of agent 0 alone (agents never interact)."""
     height, width, slip = env.height, env.width, env.slip_prob
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     cells = np.stack([rows, cols], axis=-1).reshape(-1, 1, 1, 2)  # [C, 1, 1, 2]
     actions = np.arange(len(MOVES)).reshape(1, -1)  # [1, A]
     cells = np.broadcast_to(cells, (height * width, len(MOVES), 1, 2))  # [C, A, 1, 2]
+    goal = env.goals[0, 0] * width + env.goals[0, 1]
     outcomes = []
     for slipped in (False, True):
         flags = np.full(cells.shape[:3], slipped)  # [C, A, 1]
         new, fell = move_agents(
             cells, actions[..., None], flags, starts=env.starts[:1], height=height, width=width
         )  # [C, A, 1, 2], [C, A, 1]
-        outcomes.append((new[..., 0, 0] * width + new[..., 0, 1], fell[..., 0]))
-    goal = env.goals[0, 0] * width + env.goals[0, 1]
+        shaping = (env.potential(new) - env.potential(cells))[..., 0]  # [C, A]
+        following = new[..., 0, 0] * width + new[..., 0, 1]  # [C, A]
+        reward = (-env.step_cost - env.cliff_penalty * fell[..., 0] + shaping) + env.goal_bonus * (
+            following == goal
+        )  # [C, A]
+        outcomes.append((following, reward))
     values = np.zeros(height * width)  # [C]
     for _ in range(sweeps):
         q = sum(
-            prob * (-env.step_cost - env.cliff_penalty * fell + gamma * values[nxt])
-            for (nxt, fell), prob in zip(outcomes, (1 - slip, slip), strict=True)
+            prob * (reward + gamma * values[following])
+            for (following, reward), prob in zip(outcomes, (1 - slip, slip), strict=True)
         )  # [C, A]
         values = q.max(axis=-1)
         values[goal] = 0.0
     return q
 
 
-@pytest.mark.parametrize("gamma", [1.0, 0.99])
+@pytest.mark.parametrize("gamma", [1.0, 0.99, 0.9])  # 0.9: configs/env/macn.yaml
 def test_short_route_is_the_mean_optimal_policy(gamma):
     env = CliffNavigation()
     q = _value_iteration(env, gamma=gamma)  # [H*W, A]
-    route = np.array([[2, 0], [1, 0], [1, 1], [1, 2], [1, 3], [1, 4]])  # short route cells
-    short = route_actions(route[:, None], goals=env.goals[:1], lane_rows=1)[:, 0]  # [6]
+    route = np.array([[2, 0], [1, 0], [1, 1], [1, 2], [1, 3]])  # short route cells
+    short = route_actions(route[:, None], goals=env.goals[:1], lane_rows=1)[:, 0]  # [5]
     index = route[:, 0] * env.width + route[:, 1]
     best, runner_up = np.sort(q[index], axis=-1)[:, [-1, -2]].T
     np.testing.assert_array_equal(q[index].argmax(axis=-1), short)
@@ -188,15 +229,42 @@ def test_exact_optima_short_for_the_mean_detour_for_cvar_and_wang():
     table = _exact_table(CliffNavigation())
     # documented figures (envs/macn.py docstring, configs/env/macn.yaml)
     expected = {
-        "short": (-16.02, -27.63, -21.76),
-        "mixed": (-16.69, -25.38, -20.99),
-        "detour": (-17.35, -20.45, -19.27),
+        "short": (5.16, -5.78, -0.61, 1.0),
+        "mixed": (4.34, -4.75, -0.24, 0.0),
+        "detour": (3.51, -1.39, 0.71, 2.0),
     }
     for label, figures in expected.items():
         np.testing.assert_allclose([table[label][k] for k in MEASURES], figures, atol=0.006)
     assert max(table, key=lambda label: table[label]["mean"]) == "short"
     assert max(table, key=lambda label: table[label]["cvar"]) == "detour"
     assert max(table, key=lambda label: table[label]["wang"]) == "detour"
+    assert max(table, key=lambda label: table[label]["var"]) == "detour"
+
+
+def _discounted_returns(env, routes, *, gamma, seed):
+    """Discounted team returns [E] of one scripted route per agent (route_returns' loop)."""
+    lanes = np.array([env.height - 1 - ROUTE_LANES[route] for route in routes])  # [N]
+    env.reset(seed=seed)
+    returns, discount = np.zeros(env.num_envs), 1.0  # [E]
+    while not env.done.all():
+        actions = route_actions(env.cells, goals=env.goals, lane_rows=lanes)  # [E, N]
+        returns += discount * env.step(actions).reward
+        discount *= gamma
+    return returns
+
+
+def test_training_discount_keeps_each_agents_route_ordering():
+    # RiskQ ranks an agent's actions by psi of its own quantiles (the joint is their
+    # kappa-weighted sum), so the ordering that matters at gamma 0.9 is one agent's
+    env = CliffNavigation(num_envs=20_000, n_agents=1)
+    values = {}
+    for label in ("short", "detour"):
+        returns = _discounted_returns(env, (label,), gamma=0.9, seed=0)  # [E]
+        values[label] = {k: float(empirical_risk(returns, *MEASURES[k])) for k in PSI}
+    # margins 1.2 (mean), 3.1 (CVaR), 0.35 (Wang); standard errors <= 0.03, 0.1, 0.04
+    assert values["short"]["mean"] > values["detour"]["mean"] + 0.8
+    assert values["detour"]["cvar"] > values["short"]["cvar"] + 2.0
+    assert values["detour"]["wang"] > values["short"]["wang"] + 0.15
 
 
 def test_monte_carlo_agrees_with_the_exact_distribution():
@@ -204,10 +272,10 @@ def test_monte_carlo_agrees_with_the_exact_distribution():
     exact = _exact_table(env)
     for label, routes in PAIRS.items():
         returns, _ = route_returns(env, routes, seed=0)
-        sampled = {k: float(empirical_risk(returns, *m)) for k, m in MEASURES.items()}
+        sampled = {k: float(empirical_risk(returns, *MEASURES[k])) for k in PSI}
         # standard errors at 2*10^4 episodes: mean <= 0.05, CVaR <= 0.12, Wang <= 0.07
-        tolerance = {"mean": 0.2, "cvar": 0.5, "wang": 0.3}
-        for key in MEASURES:
+        tolerance = {"mean": 0.2, "cvar": 0.5, "wang": 0.3}  # keys: PSI
+        for key in tolerance:
             assert abs(sampled[key] - exact[label][key]) <= tolerance[key], (label, key)
 
 
