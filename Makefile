@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,mpe,sisl,lbforaging,rware,sweep,plot
+EXTRAS := dev,mpe,sisl,lbforaging,rware,sweep,plot,smax
 
 .PHONY: install train test lint bench clean
 

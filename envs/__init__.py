@@ -19,6 +19,7 @@ ENVS: dict[str, str] = {
     "macn": "envs.macn:CliffNavigation",
     "pettingzoo": "envs.pettingzoo_adapter:PettingZooEnv",
     "gym_ma": "envs.gym_adapter:GymMultiAgentEnv",
+    "smax": "envs.smax:SmaxEnv",
 }
 
 __all__ = [

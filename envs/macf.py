@@ -1,4 +1,4 @@
-"""Multi-Agent Car Following (MACF), the benchmark of the RiskQ paper (toy-games.md section 2).
+"""Multi-Agent Car Following (MACF), the benchmark of the RiskQ paper (CONVENTIONS.md section 8.2).
 
 Shen et al., "RiskQ: Risk-sensitive Multi-Agent Reinforcement Learning Value Factorization",
 NeurIPS 2023, arXiv:2311.01753. The dynamics and numbers follow the reference environment;

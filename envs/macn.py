@@ -1,4 +1,4 @@
-"""Multi-Agent Cliff Navigation (MACN), this project's own toy game (toy-games.md section 3).
+"""Multi-Agent Cliff Navigation (MACN), this project's own toy game (CONVENTIONS.md section 8.3).
 
 A cooperative version of Sutton & Barto's cliff walking, built to have known risk-optimal
 answers for RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753). Grid rows are numbered from
@@ -32,20 +32,24 @@ charges every climb away from the cliff.
 Two candidate routes per agent (``route_actions``): the short one walks along the lane just
 above the cliff (W + 1 steps; a slip there is a fall), the detour along the lane two rows
 above the cliff (W + 3 steps; a slip costs two steps, a fall needs two slips in a row).
-Default parameters: 3 x 4 grid (two cliff cells), slip 0.1, step cost 1, cliff penalty 5,
+Default parameters: 3 x 4 grid (two cliff cells), slip 0.1, step cost 1, cliff penalty 6,
 goal bonus 4, shaping 2, limit 20 steps. Undiscounted team return of the scripted route
 pairs, exact (dynamic programming) and, in brackets, from 10^5 episodes of this env, seed 0,
 with the share of those episodes that had a cliff fall (``scripts/macn_optima.py``):
 
     routes            mean          CVaR(0.2)     Wang(0.75)    VaR(0.2)  P(fall)
-    short + short     5.16 (5.13)   -5.78 (-5.85) -0.61 (-0.66)  1        0.346
-    short + detour    4.34 (4.34)   -4.75 (-4.70) -0.24 (-0.22)  0        0.207
-    detour + detour   3.51 (3.51)   -1.39 (-1.34)  0.71 (0.73)   2        0.042
+    short + short     4.70 (4.66)   -7.41 (-7.48) -1.69 (-1.75)  0        0.346
+    short + detour    4.08 (4.08)   -5.98 (-5.94) -0.93 (-0.91) -1        0.207
+    detour + detour   3.46 (3.47)   -1.61 (-1.56)  0.53 (0.56)   2        0.042
 
 (Without bonus and shaping every figure but P(fall) is 20 lower.) The risk-neutral optimum
 is the short route for both agents (value iteration confirms it is the mean-optimal policy
-of each agent, also at the discounts 0.99 and 0.9 that training uses); the CVaR(0.2),
-Wang(0.75) and VaR(0.2) optima are the detour for both (tests/test_macn.py checks this).
+of each agent, also at the discounts 0.99 and 0.95); the CVaR(0.2), Wang(0.75) and VaR(0.2)
+optima are the detour for both (tests/test_macn.py checks this). Training discounts by 0.95
+(configs/env/macn.yaml); the returns discounted so keep the mean / CVaR(0.2) / Wang(0.75)
+ordering, for one agent and for the team (margins 0.9 / 4.7 / 1.2 for one agent). A smaller
+discount shrinks Wang's margin, as the bonus and shaping of the faster route come earlier
+(how the parameters were chosen: README, MACN results, Notes).
 
 Observation of agent i [O = N(HW + 1)]: its own cell one-hot over the H*W cells plus its
 reached flag, then the other agents' in agent order. State [S = N(HW + 1)]: every agent's.
@@ -156,7 +160,7 @@ class CliffNavigation(BatchedEnv):
         width: int = 4,
         slip_prob: float = 0.1,
         step_cost: float = 1.0,
-        cliff_penalty: float = 5.0,
+        cliff_penalty: float = 6.0,
         goal_bonus: float = 4.0,
         shaping: float = 2.0,
         episode_limit: int = 20,

@@ -1,10 +1,10 @@
 """Stochastic matrix games: one-step cooperative games whose risk-optimal answers are exact.
 
-toy-games.md section 1. A game is data: ``n_agents``, ``action_names``, the probabilities of m
+CONVENTIONS.md section 8.1. A game is data: ``n_agents``, ``action_names``, the probabilities of m
 world events drawn once per episode and shared by all agents (shared events make outcomes
 comonotone), and the team payoff of every joint action under every event. The env exposes
 each joint action's exact return distribution, so the psi-optimal joint action under any risk
-measure psi (method.md section 2) is a function call: ``exact_optimum(risk_fn)``.
+measure psi (CONVENTIONS.md section 2) is a function call: ``exact_optimum(risk_fn)``.
 
 Shapes: E env copies, N agents, A actions (max over agents), m events, K quantile atoms.
 """
@@ -123,7 +123,7 @@ def atom_counts(probs: np.ndarray, *, max_atoms: int = MAX_ATOMS) -> np.ndarray:
 def quantile_atoms(values: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """A discrete distribution as K sorted equal-mass atoms: values [..., m], probs [m] -> [..., K].
 
-    The K-atom distribution equals the discrete one, so every risk measure of method.md
+    The K-atom distribution equals the discrete one, so every risk measure of CONVENTIONS.md
     section 2 applied to it gives the exact value.
     """
     counts = atom_counts(probs)  # [m]
@@ -148,7 +148,7 @@ def load_game(path: str | Path) -> dict[str, Any]:
 
 
 class MatrixGame(BatchedEnv):
-    """E copies of a one-step stochastic matrix game (toy-games.md section 1).
+    """E copies of a one-step stochastic matrix game (CONVENTIONS.md section 8.1).
 
     Agents with fewer actions than the largest count see the extra actions as unavailable.
     Observation: ones [E, N, 1]; state: ones [E, 1]; every episode lasts one step and ends

@@ -1,4 +1,4 @@
-"""Episode batches and the episode replay buffer (method.md section 5: replay of 5000 episodes).
+"""Episode batches and the episode replay buffer (CONVENTIONS.md section 5: replay buffer).
 
 Shapes: B episodes, T time steps (T + 1 observations), N agents, A actions, O observation,
 S state, F per-agent features (F = 0 when the env has none).

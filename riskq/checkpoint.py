@@ -12,7 +12,20 @@ LATEST = "latest.pt"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is missing or unreadable (reported as a one-line error)."""
+    """A checkpoint that is missing, unreadable or of another run (reported as one line)."""
+
+
+# What loading a checkpoint of the wrong content into a run's objects raises.
+MISMATCH_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError)
+
+
+def mismatch(error: Exception, location: str | Path) -> CheckpointError:
+    """The one-line error for a checkpoint whose content does not fit the run's config."""
+    detail = " ".join(str(error).split())[:160]
+    return CheckpointError(
+        f"checkpoint {resolve_checkpoint(location)} does not fit this run's config "
+        f"({type(error).__name__}: {detail})"
+    )
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

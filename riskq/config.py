@@ -2,25 +2,29 @@
 
 YAML files under ``configs/`` hold values; these dataclasses are their schemas, so a typo in a
 key or a value of the wrong type stops a run at start-up. Values in brackets come from the
-reference implementation's configuration (method.md section 5).
+reference implementation's configuration (CONVENTIONS.md section 5).
+
+``configs/`` is installed as the package ``riskq.configs`` (pyproject.toml) and every command
+composes from it by module name, so the commands work from any working directory, in editable
+and regular installs alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_MODULE = "riskq.configs"  # the top-level configs/ folder, installed inside the package
+CONFIG_PATH = f"pkg://{CONFIG_MODULE}"  # for @hydra.main(config_path=...)
 
 
 @dataclass
 class RiskConfig:
-    """A risk measure psi (method.md section 2): ``name`` in RISK_MEASURES, ``param`` its level."""
+    """A risk measure psi (CONVENTIONS.md section 2): ``name`` of RISK_MEASURES, ``param``."""
 
     name: str = "wang"
     param: float = 0.75  # Wang eta; alpha for var/cvar; eta for cpw/pow; ignored by neutral
@@ -37,18 +41,21 @@ class RiskConfig:
 
 @dataclass
 class AgentNetConfig:
-    """The shared recurrent quantile network (method.md section 3)."""
+    """The shared recurrent quantile network (CONVENTIONS.md section 3)."""
 
     hidden_dim: int = 64  # Linear(in, 64) -> GRU(64), reference
     n_quantiles: int = 32  # K, reference
     shared: bool = True  # parameter sharing across agents (agent id one-hot in the input)
+    # Zero output layer: the untrained network gives every action the same quantiles, so its
+    # greedy choice is each agent's first action (argmax ties); off: PyTorch's default init.
+    zero_head: bool = False
 
 
 @dataclass
 class MixerConfig:
     """Sizes of every mixer of the registry; each mixer reads only its own fields."""
 
-    # RiskQ attention mixer (method.md section 4, reference sizes)
+    # RiskQ attention mixer (CONVENTIONS.md section 4, reference sizes)
     n_heads: int = 1  # H
     query_hidden: int = 32  # q_h(s): S -> 32 -> ReLU -> key_dim
     key_dim: int = 16  # e_{i,h} = Linear(f_i) -> 16
@@ -61,7 +68,7 @@ class MixerConfig:
 
 @dataclass
 class AlgoConfig:
-    """One algorithm: a mixer of the registry plus the learning rule of method.md section 5."""
+    """One algorithm: a mixer of the registry plus the learning rule of CONVENTIONS.md section 5."""
 
     name: str = "riskq"
     mixer: str = "riskq"  # key of riskq.mixers.MIXERS
@@ -124,6 +131,6 @@ def compose_config(overrides: list[str] | None = None, *, config_name: str = "tr
     For notebooks and tests: ``compose_config(["env=macn", "risk=cvar"])`` -> TrainConfig.
     """
     register_configs()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         raw = compose(config_name=config_name, overrides=overrides or [])
     return OmegaConf.to_object(raw)

@@ -1,6 +1,6 @@
 """Builds a run's components from its config: env -> agent + mixer -> runner, buffer, learner.
 
-Data flows one way (style.md): config -> env + agents + mixer -> runner (collects episodes) ->
+Data flows one way: config -> env + agents + mixer -> runner (collects episodes) ->
 buffer -> learner -> logger/checkpoint. ``riskq-train``, ``riskq-eval`` and the trained-model
 mode of ``riskq-rigm`` all build their pieces here, so they cannot drift apart.
 """
@@ -83,6 +83,7 @@ def build_networks(cfg: TrainConfig, env: BatchedEnv, risk_fn: RiskMeasure, devi
         n_quantiles=cfg.algo.agent.n_quantiles,
         hidden_dim=cfg.algo.agent.hidden_dim,
         shared=cfg.algo.agent.shared,
+        zero_head=cfg.algo.agent.zero_head,
     ).to(device)
     mixer = make_mixer(
         cfg.algo.mixer,

@@ -1,4 +1,4 @@
-"""The learner: one update = targets, loss, optimiser step, target sync (method.md section 5).
+"""The learner: one update = targets, loss, optimiser step, target sync (CONVENTIONS.md section 5).
 
 Distributional mixers are trained with the quantile Huber loss between the predicted joint
 quantiles and TD(lambda) target samples built with double-Q risk-greedy selection;
@@ -14,10 +14,11 @@ import torch
 
 from riskq.buffer import EpisodeBatch
 from riskq.config import AlgoConfig
-from riskq.networks import RecurrentQuantileAgent, build_agent_inputs, sort_quantiles
+from riskq.kernels import retain_freed_memory, sort_quantiles, sort_quantiles_
+from riskq.networks import RecurrentQuantileAgent, build_agent_inputs, sequence_features
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.risk import RiskMeasure
-from riskq.targets import gather_actions, masked_argmax, td_lambda_targets
+from riskq.targets import masked_argmax, td_lambda_targets
 
 
 def agent_inputs(batch: EpisodeBatch, n_actions: int) -> torch.Tensor:
@@ -32,6 +33,23 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     per_step = values.flatten(2).mean(-1) if values.dim() > 2 else values  # [B, T]
     weights = mask.to(per_step.dtype)  # [B, T]
     return (per_step * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
+    """One flat parameter [P] whose storage holds ``params`` as views.
+
+    Gradient clipping and RMSprop are elementwise over all parameters, so stepping one flat
+    tensor is the same maths in a handful of ops instead of several per parameter (for the
+    one-step matrix games, most of the optimiser's cost). ``Learner.gather_gradients`` copies
+    the parameters' gradients into its ``.grad``.
+    """
+    flat = torch.nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))  # [P]
+    offset = 0
+    for param in params:
+        size = param.numel()
+        param.data = flat.data[offset : offset + size].view_as(param)
+        offset += size
+    return flat
 
 
 class Learner:
@@ -51,11 +69,14 @@ class Learner:
         self.target_agent = copy.deepcopy(agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(mixer).requires_grad_(False)
         self.params = [*agent.parameters(), *mixer.parameters()]
+        self.flat_params = flatten_parameters(self.params)  # one tensor for clip and RMSprop
         self.optimiser = torch.optim.RMSprop(
-            self.params, lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps, foreach=True
+            [self.flat_params], lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps
         )
         self.episodes_at_sync = 0
         self.updates = 0
+        if self.params[0].device.type == "cpu":
+            retain_freed_memory()  # big per-update temporaries: no page faults after the first
 
     def mix(self, mixer: torch.nn.Module, quantiles: torch.Tensor, batch: EpisodeBatch, steps):
         """Joint quantiles of chosen-action quantiles [B, T', N, K] at time slice ``steps``."""
@@ -64,15 +85,19 @@ class Learner:
         return mixer(quantiles, batch.state[:, steps], features)  # [B, T', K'] or [B, T', N, K]
 
     @torch.no_grad()
-    def targets(self, batch: EpisodeBatch, inputs: torch.Tensor, online: torch.Tensor):
+    def targets(
+        self, batch: EpisodeBatch, next_features: torch.Tensor, target_features: torch.Tensor
+    ) -> torch.Tensor:
         """TD(lambda) target samples G [B, T, K'] from risk-greedy double-Q selection.
 
-        online: unsorted online quantiles [B, T+1, N, A, K] (detached).
+        next_features, target_features: GRU features [B, T, N, H] of the online and the target
+        network at steps 1..T. The online network picks the risk-greedy action (psi of every
+        action's sorted quantiles); the target network evaluates only that action.
         """
-        next_online = sort_quantiles(online[:, 1:])  # [B, T, N, A, K]
+        next_online = sort_quantiles_(self.agent.quantiles(next_features))  # [B, T, N, A, K]
         greedy = masked_argmax(self.risk_fn(next_online), batch.avail_actions[:, 1:])  # [B, T, N]
-        target_all = self.target_agent(inputs, sort=False)[:, 1:]  # [B, T, N, A, K]
-        target_quantiles = sort_quantiles(gather_actions(target_all, greedy))  # [B, T, N, K]
+        target_quantiles = self.target_agent.action_quantiles(target_features, greedy)
+        target_quantiles = sort_quantiles_(target_quantiles)  # [B, T, N, K]
         next_values = self.mix(self.target_mixer, target_quantiles, batch, slice(1, None))
         return td_lambda_targets(
             reward=batch.reward,
@@ -94,31 +119,93 @@ class Learner:
             per_step = (predicted - targets).pow(2).squeeze(-1)  # [B, T]
         return masked_mean(per_step, mask)
 
+    def features(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """GRU features [B, T+1, N, H] of the online (differentiable) and the target network,
+        from agent inputs [B, T+1, N, I], in one time loop."""
+        online, target = sequence_features([self.agent, self.target_agent], inputs)
+        return online, target.detach()
+
+    def predict(self, batch: EpisodeBatch, features: torch.Tensor) -> torch.Tensor:
+        """Joint quantiles [B, T, K'] of the taken actions from GRU features [B, T, N, H].
+
+        The head runs only for the taken actions, then sorts (sorting commutes with picking).
+        """
+        chosen = self.agent.action_quantiles(features, batch.actions)  # [B, T, N, K] unsorted
+        return self.mix(self.mixer, sort_quantiles(chosen), batch, slice(None, -1))
+
+    def zero_grad(self) -> None:
+        for param in self.params:
+            param.grad = None  # backward then hands its gradients over without a copy
+
+    def gather_gradients(self) -> torch.Tensor:
+        """The parameters' gradients as one flat tensor [P], set as ``flat_params.grad``."""
+        if self.params[0].data_ptr() != self.flat_params.data_ptr():
+            raise RuntimeError("the learner's networks were moved after it was built")
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        self.flat_params.grad = torch.cat([g.reshape(-1) for g in grads])  # [P]
+        return self.flat_params.grad
+
+    def apply_gradients(self) -> torch.Tensor:
+        """Clip the gradients to a global norm and take an RMSprop step; returns the norm.
+
+        The clip is ``torch.nn.utils.clip_grad_norm_``'s, written out for the one flat tensor
+        (its generic version costs more than the rest of a matrix-game update's optimiser step).
+        """
+        grad = self.gather_gradients()  # [P]
+        grad_norm = torch.linalg.vector_norm(grad)
+        grad.mul_((self.cfg.grad_clip / (grad_norm + 1e-6)).clamp(max=1.0))
+        self.optimiser.step()
+        return grad_norm
+
+    def objective(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Steps 1 and 2 of an update: (loss, predicted [B, T, K'], targets [B, T, K'])."""
+        inputs = agent_inputs(batch, self.n_actions)  # [B, T+1, N, I]
+        steps = batch.max_steps  # T
+        # 1. targets
+        if (batch.mask & ~batch.terminated).any():
+            features, target_features = self.features(inputs)  # [B, T+1, N, H] each
+            targets = self.targets(batch, features[:, 1:].detach(), target_features[:, 1:])
+        else:  # every valid step ends its episode (one-step games): G_t = r_t, nothing at T
+            features = self.agent.features(inputs[:, :steps])  # [B, T, N, H]
+            targets = self.terminal_targets(batch)
+        # 2. loss
+        predicted = self.predict(batch, features[:, :steps])  # [B, T, K']
+        return self.loss(predicted, targets, batch.mask), predicted, targets
+
+    def terminal_targets(self, batch: EpisodeBatch) -> torch.Tensor:
+        """``targets`` when no valid step bootstraps: TD(lambda) of a zero next value."""
+        n_quantiles = self.agent.n_quantiles if self.mixer.distributional else 1
+        per_agent = () if self.mixer.joint else (self.agent.n_agents,)
+        shape = (*batch.reward.shape, *per_agent, n_quantiles)  # [B, T, (N,) K']
+        return td_lambda_targets(
+            reward=batch.reward,
+            terminated=batch.terminated,
+            mask=batch.mask,
+            next_values=batch.reward.new_zeros(shape),
+            gamma=self.cfg.gamma,
+            td_lambda=self.cfg.td_lambda,
+        )
+
     def update(self, batch: EpisodeBatch, *, episodes_seen: int) -> dict[str, float]:
         """One gradient step on ``batch``; returns scalar metrics for the logger."""
-        inputs = agent_inputs(batch, self.n_actions)  # [B, T+1, N, I]
-        online = self.agent(inputs, sort=False)  # [B, T+1, N, A, K] unsorted
-        # 1. targets
-        targets = self.targets(batch, inputs, online.detach())  # [B, T, K']
-        # 2. loss
-        chosen = sort_quantiles(gather_actions(online[:, :-1], batch.actions))  # [B, T, N, K]
-        predicted = self.mix(self.mixer, chosen, batch, slice(None, -1))  # [B, T, K']
-        loss = self.loss(predicted, targets, batch.mask)
+        loss, predicted, targets = self.objective(batch)
         # 3. optimiser step
-        self.optimiser.zero_grad(set_to_none=True)
+        self.zero_grad()
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.optimiser.step()
+        grad_norm = self.apply_gradients()
         self.updates += 1
         # 4. target sync (hard, every target_update_interval episodes)
         if episodes_seen - self.episodes_at_sync >= self.cfg.target_update_interval:
             self.sync_targets(episodes_seen)
-        return {
-            "loss": loss.item(),
-            "grad_norm": grad_norm.item(),
-            "joint_mean": masked_mean(predicted.detach().mean(-1), batch.mask).item(),
-            "target_mean": masked_mean(targets.mean(-1), batch.mask).item(),
-        }
+        metrics = torch.stack(
+            [
+                loss.detach(),
+                grad_norm,
+                masked_mean(predicted.detach().mean(-1), batch.mask),
+                masked_mean(targets.mean(-1), batch.mask),
+            ]
+        ).tolist()  # one device-to-host copy
+        return dict(zip(("loss", "grad_norm", "joint_mean", "target_mean"), metrics, strict=True))
 
     def sync_targets(self, episodes_seen: int) -> None:
         self.target_agent.load_state_dict(self.agent.state_dict())

@@ -17,11 +17,12 @@ TB_DIR = "tb"
 METRICS_FILE = "metrics.jsonl"
 
 
-def trim_metrics(path: Path, *, last_step: int) -> None:
+def trim_metrics(path: Path, *, last_step: int) -> list[dict]:
     """Drop what a resumed run will log again: lines after ``last_step``, and the final
-    evaluation of the interrupted run (a run continued to a later t_max does not end there)."""
+    evaluation of the interrupted run (a run continued to a later t_max does not end there).
+    Returns the kept records logged at ``last_step``."""
     if not path.exists():
-        return
+        return []
     records = [json.loads(line) for line in path.read_text().splitlines()]
     kept = [
         r
@@ -29,18 +30,28 @@ def trim_metrics(path: Path, *, last_step: int) -> None:
         if r["step"] < last_step or (r["step"] == last_step and not r.get("final"))
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return [r for r in kept if r["step"] == last_step]
 
 
 class RunLogger:
-    """Writes every scalar to TensorBoard and ``metrics.jsonl`` and drives the progress bar."""
+    """Writes every scalar to TensorBoard and ``metrics.jsonl`` and drives the progress bar.
+
+    A run resumed at ``start_step`` keeps exactly what ``metrics.jsonl`` keeps: TensorBoard
+    forgets every event from ``start_step`` on (``purge_step``) and gets the kept records of
+    ``start_step`` again, so a resumed run's final evaluation never appears twice.
+    """
 
     def __init__(
         self, run_dir: Path, *, total_steps: int, start_step: int = 0, progress: bool = True
     ) -> None:
         self.run_dir = run_dir
-        purge = start_step + 1 if start_step > 0 else None  # forget events logged after
-        trim_metrics(run_dir / METRICS_FILE, last_step=start_step if purge else -1)
+        purge = start_step if start_step > 0 else None
+        replay = trim_metrics(run_dir / METRICS_FILE, last_step=start_step if purge else -1)
         self.writer = SummaryWriter(log_dir=str(run_dir / TB_DIR), purge_step=purge)
+        for record in replay:
+            for name, value in record.items():
+                if name not in ("step", "final"):
+                    self.writer.add_scalar(name, math.nan if value is None else value, start_step)
         self.metrics_file = (run_dir / METRICS_FILE).open("a")
         self.bar = tqdm(
             total=total_steps,
@@ -63,8 +74,14 @@ class RunLogger:
         self.metrics_file.flush()
 
     def advance(self, step: int, status: dict[str, float] | None = None) -> None:
-        """Move the progress bar to ``step``; ``status`` shows the latest evaluation."""
-        self.bar.update(max(0, min(step, self.bar.total) - self.bar.n))
+        """Move the progress bar to ``step``; ``status`` shows the latest evaluation.
+
+        A run ends after the first collection that reaches t_max, so it may overshoot by up to
+        one collection: the bar's total grows to the steps actually run (as in summary.json).
+        """
+        if step > self.bar.total:
+            self.bar.total = step
+        self.bar.update(max(0, step - self.bar.n))
         if status:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in status.items()}, refresh=False)
 

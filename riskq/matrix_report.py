@@ -8,13 +8,27 @@ import numpy as np
 
 from envs.base import BatchedEnv
 from riskq.risk import RiskMeasure
-from riskq.runner import Rollout
+from riskq.runner import Rollout, Runner
 
 
 def greedy_joint_action(rollout: Rollout) -> tuple[int, ...]:
     """The most frequent first-step joint action of a greedy rollout."""
     first = rollout.batch.actions[:, 0].cpu().numpy()  # [E, N]
     return Counter(map(tuple, first.tolist())).most_common(1)[0][0]
+
+
+def initial_greedy_report(runner: Runner, *, seed: int) -> dict:
+    """For matrix games, ``{"initial_greedy_action": "(S, S)"}``: the greedy joint action of the
+    runner's network as it is now, i.e. untrained when called before any update (the summary
+    then shows that training moved it); an empty dict for every other env.
+
+    One greedy evaluation rollout on ``seed``: it draws no random numbers besides re-seeding
+    the runner's env, so it leaves training and later evaluations unchanged.
+    """
+    if not hasattr(runner.env, "exact_optimum"):
+        return {}
+    rollout = runner.collect(epsilon=0.0, seed=seed)
+    return {"initial_greedy_action": runner.env.action_label(greedy_joint_action(rollout))}
 
 
 def matrix_summary(env: BatchedEnv, rollout: Rollout, risk_fn: RiskMeasure) -> dict:

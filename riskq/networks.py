@@ -1,22 +1,29 @@
-"""Per-agent recurrent quantile network (method.md section 3).
+"""Per-agent recurrent quantile network (CONVENTIONS.md section 3).
 
 Each agent maps (observation, one-hot last action, one-hot agent id) through
 Linear(in, H) -> ReLU -> GRU(H) -> Linear(H, A*K), viewed as [..., A, K] and sorted ascending
 along K, so every action's quantile vector is a valid, non-crossing quantile function
 (RiskQ, Shen et al., NeurIPS 2023, arXiv:2311.01753). Parameters are shared by all agents by
-default; ``shared=False`` gives every agent its own copy (same API).
+default; ``shared=False`` gives every agent its own copy (same API). ``zero_head=True`` starts
+the output layer at zero: every action's quantiles are 0 before the first update, so the
+untrained greedy action is each agent's first one (a known starting point for demos).
 
-Two entry points with identical maths:
+Entry points with identical maths:
 - ``step`` for acting, one time step with an explicit hidden state;
-- ``forward`` for learning, whole padded episodes [B, T, ...] from a zero hidden state with one
-  ``nn.GRU`` call over time per parameter set (no Python loop over T).
+- ``forward`` for whole padded episodes [B, T, ...] from a zero hidden state;
+- ``features`` then ``quantiles`` / ``action_quantiles`` for the learner, which needs every
+  action's quantiles without gradient (risk-greedy selection) but only the taken action's with
+  it (riskq.kernels: a hand-written GRU backward and a per-action head).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
+
+from riskq.kernels import action_head, gru_sequences, sort_quantiles
+
+__all__ = ["RecurrentQuantileAgent", "agent_input_dim", "build_agent_inputs", "sort_quantiles"]
 
 
 def agent_input_dim(*, obs_dim: int, n_actions: int, n_agents: int) -> int:
@@ -45,41 +52,84 @@ def build_agent_inputs(obs: torch.Tensor, last_actions_onehot: torch.Tensor) -> 
     return torch.cat([obs, last_actions, agent_ids], dim=-1)  # [..., N, O + A + N]
 
 
-def sort_quantiles(values: torch.Tensor) -> torch.Tensor:
-    """values [..., K] sorted ascending along K (method.md section 3: non-crossing quantiles).
-
-    Without autograd on CPU this uses numpy's vectorised sort, about 3x faster than torch.sort
-    for many short rows on this project's 2-core machines; otherwise torch.sort (any device).
-    """
-    if values.device.type == "cpu" and not values.requires_grad:
-        return torch.from_numpy(np.sort(values.numpy(), axis=-1))  # [..., K]
-    return torch.sort(values, dim=-1).values  # [..., K]
-
-
 class _QuantileCore(nn.Module):
-    """One parameter set: Linear -> ReLU -> GRU (``recur``), then Linear(H, A*K) (``head``)."""
+    """One parameter set: Linear -> ReLU -> GRU (``encoder``, ``gru``), then Linear(H, A*K)
+    (``head``). Run by ``sequence_features`` (all cores of one or more agents in one time loop).
+    """
 
     def __init__(self, *, input_dim: int, hidden_dim: int, n_outputs: int) -> None:
         super().__init__()
         self.encoder = nn.Linear(input_dim, hidden_dim)
-        self.gru = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
+        self.gru = nn.GRU(hidden_dim, hidden_dim)
         self.head = nn.Linear(hidden_dim, n_outputs)
 
-    def forward(
-        self, inputs: torch.Tensor, hidden: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs [B', T, I], hidden [B', H] -> (GRU outputs [B', T, H], last hidden [B', H]).
 
-        The head is applied by the caller after reordering to [B, T, N, H]: moving the H-wide
-        features is ~10x cheaper than moving the A*K-wide outputs.
-        """
-        encoded = torch.relu(self.encoder(inputs))  # [B', T, H]
-        sequence, last = self.gru(encoded, hidden.unsqueeze(0).contiguous())  # [B', T, H]
-        return sequence, last.squeeze(0)  # [B', T, H], [B', H]
+def sequence_features(
+    agents: list[RecurrentQuantileAgent], inputs: torch.Tensor, hidden: torch.Tensor | None = None
+) -> list[torch.Tensor]:
+    """GRU features [B, T, N, H] of each of ``agents`` (one architecture) on the same inputs.
+
+    inputs [B, T, N, I], hidden [B, N, H] (default 0). Every core of every agent runs in one
+    time loop (riskq.kernels.gru_sequences): the learner's online and target networks cost
+    little more than one. Agents with trainable parameters must come first.
+    """
+    first = agents[0]
+    first._check(inputs, leading=2)
+    batch, steps, n_agents, _ = inputs.shape
+    if hidden is None:
+        hidden = first.initial_hidden(batch).to(inputs.dtype)  # [B, N, H]
+    time_major = inputs.transpose(0, 1)  # [T, B, N, I]
+    if first.shared:  # one core: the agents are rows of one batch
+        core_inputs = time_major.reshape(1, steps, batch * n_agents, -1)  # [1, T, B*N, I]
+        core_hidden = hidden.reshape(1, batch * n_agents, -1)  # [1, B*N, H]
+    else:  # one core per agent
+        core_inputs = time_major.permute(2, 0, 1, 3)  # [N, T, B, I]
+        core_hidden = hidden.transpose(0, 1)  # [N, B, H]
+    cores = [core for agent in agents for core in agent.cores]  # S = len(agents) * C
+    trainable = [core for core in cores if core.gru.weight_hh_l0.requires_grad]
+    if torch.is_grad_enabled() and trainable:  # one time loop, gradients into ``trainable``
+        frozen = cores[len(trainable) :]
+        sequence = gru_sequences(
+            [core.gru for core in trainable],
+            _encode(trainable, core_inputs),  # [G, T, B', H]
+            core_hidden.repeat(len(agents), 1, 1),  # [S, B', H]
+            [core.gru for core in frozen],
+            _encode(frozen, core_inputs),  # [S - G, T, B', H]
+        )  # [S, T, B', H]
+    else:  # acting and evaluation: nn.GRU's own loop, core by core
+        sequence = torch.stack(
+            [
+                core.gru(torch.relu(core.encoder(x)), h.unsqueeze(0).contiguous())[0]
+                for core, x, h in zip(
+                    cores,
+                    core_inputs.repeat(len(agents), 1, 1, 1),
+                    core_hidden.repeat(len(agents), 1, 1),
+                    strict=True,
+                )
+            ]
+        )  # [S, T, B', H]
+    per_agent = sequence.split(len(first.cores))  # [C, T, B', H] per agent
+    if first.shared:  # [1, T, B*N, H] -> [B, T, N, H]
+        return [s[0].unflatten(1, (batch, n_agents)).transpose(0, 1) for s in per_agent]
+    return [s.permute(2, 1, 0, 3) for s in per_agent]  # [N, T, B, H] -> [B, T, N, H]
+
+
+def _encode(cores: list[_QuantileCore], core_inputs: torch.Tensor) -> torch.Tensor:
+    """ReLU(encoder) of whole agents' cores: core_inputs [C, T, B', I] (one agent's worth,
+    repeated for each agent in ``cores``) -> [len(cores), T, B', H], one batched product."""
+    if not cores:
+        return core_inputs.new_empty(0, *core_inputs.shape[1:-1], 0)  # [0, T, B', 0]
+    copies = len(cores) // core_inputs.shape[0]  # whole agents
+    inputs = core_inputs.repeat(copies, 1, 1, 1) if copies > 1 else core_inputs  # [S', T, B', I]
+    flat = inputs.reshape(len(cores), -1, inputs.shape[-1])  # [S', T*B', I]
+    weight = torch.stack([core.encoder.weight for core in cores])  # [S', H, I]
+    bias = torch.stack([core.encoder.bias for core in cores]).unsqueeze(1)  # [S', 1, H]
+    encoded = torch.relu(torch.baddbmm(bias, flat, weight.mT))  # [S', T*B', H]
+    return encoded.view(*inputs.shape[:-1], -1)  # [S', T, B', H]
 
 
 class RecurrentQuantileAgent(nn.Module):
-    """GRU agent network producing sorted quantiles per action (method.md section 3)."""
+    """GRU agent network producing sorted quantiles per action (CONVENTIONS.md section 3)."""
 
     def __init__(
         self,
@@ -90,6 +140,7 @@ class RecurrentQuantileAgent(nn.Module):
         n_quantiles: int,
         hidden_dim: int = 64,
         shared: bool = True,
+        zero_head: bool = False,
     ) -> None:
         super().__init__()
         self.input_dim = input_dim
@@ -105,6 +156,10 @@ class RecurrentQuantileAgent(nn.Module):
             )
             for _ in range(n_cores)
         )
+        if zero_head:  # after the default init, so the torch random stream is the same
+            for core in self.cores:
+                nn.init.zeros_(core.head.weight)
+                nn.init.zeros_(core.head.bias)
 
     def initial_hidden(self, batch_size: int) -> torch.Tensor:
         """Zero hidden state [B, N, H] on the parameters' device (start of every episode)."""
@@ -126,46 +181,52 @@ class RecurrentQuantileAgent(nn.Module):
             raise ValueError(
                 f"hidden {tuple(hidden.shape)} must be {expected} for inputs {tuple(inputs.shape)}"
             )
-        quantiles, next_hidden = self._run(inputs.unsqueeze(1), hidden)  # [B, 1, N, A, K]
-        return sort_quantiles(quantiles.squeeze(1)), next_hidden  # [B, N, A, K], [B, N, H]
+        next_hidden = self.features(inputs.unsqueeze(1), hidden)[:, 0]  # [B, N, H]
+        return sort_quantiles(self.quantiles(next_hidden)), next_hidden  # [B, N, A, K]
 
     def forward(self, inputs: torch.Tensor, *, sort: bool = True) -> torch.Tensor:
         """Whole padded episodes from a zero hidden state.
 
         Args:
             inputs: [B, T, N, I] agent inputs.
-            sort: False skips the sort along K. Sorting commutes with picking actions, so a
-                learner that needs few actions' quantiles gathers them first and sorts those
-                with ``sort_quantiles`` (the full sort dominates an update's cost on CPU).
+            sort: False skips the sort along K (sorting commutes with picking actions).
         Returns:
             quantiles [B, T, N, A, K], sorted ascending along K unless ``sort`` is False.
         """
-        self._check(inputs, leading=2)
-        hidden = self.initial_hidden(inputs.shape[0]).to(inputs.dtype)  # [B, N, H]
-        quantiles, _ = self._run(inputs, hidden)  # [B, T, N, A, K]
+        quantiles = self.quantiles(self.features(inputs))  # [B, T, N, A, K]
         return sort_quantiles(quantiles) if sort else quantiles
 
-    def _run(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs [B, T, N, I], hidden [B, N, H] -> (quantiles [B, T, N, A, K], [B, N, H])."""
-        batch, steps, n_agents, _ = inputs.shape
+    def features(self, inputs: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """GRU outputs [B, T, N, H] for inputs [B, T, N, I] from hidden [B, N, H] (default 0).
+
+        The learner applies the head to them with ``quantiles`` (every action) or
+        ``action_quantiles`` (one action per row); see also ``sequence_features``.
+        """
+        return sequence_features([self], inputs, hidden)[0]
+
+    def quantiles(self, features: torch.Tensor) -> torch.Tensor:
+        """Unsorted quantiles of every action: features [..., N, H] -> [..., N, A, K]."""
         if self.shared:
-            per_agent = inputs.transpose(1, 2).reshape(batch * n_agents, steps, -1)  # [B*N, T, I]
-            flat_hidden = hidden.reshape(batch * n_agents, -1)  # [B*N, H]
-            sequence, last = self.cores[0](per_agent, flat_hidden)  # [B*N, T, H], [B*N, H]
-            features = sequence.view(batch, n_agents, steps, -1).transpose(1, 2)  # [B, T, N, H]
-            outputs = self.cores[0].head(features.contiguous())  # [B, T, N, A*K]
-            last = last.view(batch, n_agents, -1)  # [B, N, H]
+            outputs = self.cores[0].head(features)  # [..., N, A*K]
         else:
-            results = [
-                core(inputs[:, :, agent], hidden[:, agent])  # [B, T, H], [B, H]
-                for agent, core in enumerate(self.cores)
-            ]
             outputs = torch.stack(
-                [core.head(seq) for core, (seq, _) in zip(self.cores, results, strict=True)], dim=2
-            )  # [B, T, N, A*K]
-            last = torch.stack([h for _, h in results], dim=1)  # [B, N, H]
-        quantiles = outputs.view(batch, steps, n_agents, self.n_actions, self.n_quantiles)
-        return quantiles, last  # [B, T, N, A, K] unsorted, [B, N, H]
+                [core.head(features[..., i, :]) for i, core in enumerate(self.cores)], dim=-2
+            )  # [..., N, A*K]
+        return outputs.view(*features.shape[:-1], self.n_actions, self.n_quantiles)
+
+    def action_quantiles(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Unsorted quantiles of one action per agent: features [..., N, H], actions [..., N]
+        -> [..., N, K], equal to ``quantiles(features)`` gathered at ``actions`` (1/A the cost).
+        """
+        if self.shared:
+            return action_head(self.cores[0].head, features, actions, self.n_actions)
+        return torch.stack(
+            [
+                action_head(core.head, features[..., i, :], actions[..., i], self.n_actions)
+                for i, core in enumerate(self.cores)
+            ],
+            dim=-2,
+        )  # [..., N, K]
 
     def _check(self, inputs: torch.Tensor, *, leading: int) -> None:
         """Raise when inputs are not [<leading dims>, N, I]."""

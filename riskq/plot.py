@@ -2,8 +2,12 @@
 
 Reads every run directory (``config.yaml`` next to a ``tb/`` folder of TensorBoard events)
 under the given paths, groups runs by (env label, algorithm, risk measure) and reports the mean
-over seeds with a 95% percentile-bootstrap confidence interval of that mean, as the learning
+over seeds with a 95% bootstrap confidence interval of that mean (rliable), as the learning
 curves of RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753) report results over seeds.
+
+Incomplete runs (no ``summary.json``, or a status other than ``complete``: still running,
+killed, failed) are drawn in the curves but left out of the final-performance table; a warning
+line (and a line under the table) lists them. ``scripts/sweep_table.py`` does the same.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from riskq.cli_errors import report
+from riskq.labels import risk_label, risk_level
+from riskq.run_dir import incomplete_note, run_status
+
 try:
     import pandas as pd
 except ModuleNotFoundError:  # the [plot] extra is missing: main() says so in one line
@@ -28,7 +36,7 @@ except ModuleNotFoundError:  # the [plot] extra is missing: main() says so in on
 PROG = "riskq-plot"
 DEFAULT_METRICS = ("eval/return_mean", "eval/return_cvar_0.2")
 GROUP_KEYS = ["env", "algo", "risk"]
-PLOT_EXTRAS = ("pandas", "tbparse", "matplotlib")  # pip install 'riskq[plot]'
+PLOT_EXTRAS = ("pandas", "tbparse", "matplotlib", "rliable")  # pip install 'riskq[plot]'
 # Fixed colour per algorithm (configs/algo/*.yaml names) so every figure agrees.
 ALGO_COLOURS = {
     "riskq": "#d62728",
@@ -59,20 +67,14 @@ class PlotError(Exception):
 
 @dataclass(frozen=True)
 class Run:
-    """One training run: its directory and the config keys that group it."""
+    """One training run: its directory, the config keys that group it, and its status."""
 
     path: Path
     env: str
     algo: str
     risk: str
     seed: int | None
-
-
-def risk_label(*, name: str, param: float) -> str:
-    """Display label of a risk measure, e.g. ``cvar(0.2)``; the plain mean is ``neutral``."""
-    if param is None or (name == "neutral" and float(param) == 0.0):
-        return "neutral"
-    return f"{name}({float(param):g})"
+    status: str = "complete"  # riskq.run_dir.run_status
 
 
 def metric_label(metric: str) -> str:
@@ -106,12 +108,18 @@ def read_run(config_path: Path) -> Run:
     except yaml.YAMLError as err:
         raise PlotError(f"{config_path} is not valid YAML ({str(err).splitlines()[0]})") from None
     get = functools.partial(_config_value, config, path=config_path)
+    env, algo, name = str(get("env.label")), str(get("algo.name")), str(get("risk.name"))
+    try:
+        level = risk_level({**get("risk"), "param": get("risk.param")})
+    except ValueError as err:
+        raise PlotError(f"{config_path}: {err}") from None
     return Run(
         path=config_path.parent,
-        env=str(get("env.label")),
-        algo=str(get("algo.name")),
-        risk=risk_label(name=str(get("risk.name")), param=get("risk.param")),
+        env=env,
+        algo=algo,
+        risk=risk_label(name, level),
         seed=config.get("seed") if isinstance(config, dict) else None,
+        status=run_status(config_path.parent),
     )
 
 
@@ -162,20 +170,14 @@ def load_scalars(runs: list[Run]) -> pd.DataFrame:
 
 
 def bootstrap_ci(values, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0):
-    """Mean over runs and percentile-bootstrap CI of that mean.
+    """Mean over runs and rliable's stratified percentile-bootstrap CI of that mean.
 
     values: [R, X] (R runs, X points) -> (mean, ci_low, ci_high), each [X]. The resampling is
-    seeded, so the same values always give the same interval.
+    seeded, so the same values always give the same interval (riskq/aggregate.py).
     """
-    values = np.asarray(values, dtype=float)  # [R, X]
-    n_runs = values.shape[0]
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, n_runs, size=(n_boot, n_runs))  # [n_boot, R]
-    counts = (picks[..., None] == np.arange(n_runs)).sum(axis=1)  # [n_boot, R]
-    boot_means = (counts / n_runs) @ values  # [n_boot, X]
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    ci_low, ci_high = np.percentile(boot_means, [tail, 100.0 - tail], axis=0)  # [X] each
-    return values.mean(axis=0), ci_low, ci_high
+    from riskq.aggregate import curve_intervals  # rliable: the [plot] extra
+
+    return curve_intervals(values, reps=n_boot, confidence=confidence, seed=seed)
 
 
 def align(curves: list[tuple[np.ndarray, np.ndarray]], *, max_points: int = 500):
@@ -318,8 +320,8 @@ def final_table(
     return pd.DataFrame(rows)
 
 
-def table_markdown(table: pd.DataFrame, *, metrics=DEFAULT_METRICS) -> str:
-    """The final table as Markdown: ``mean [95% CI low, high]`` per metric."""
+def table_markdown(table: pd.DataFrame, *, metrics=DEFAULT_METRICS, note: str = "") -> str:
+    """The final table as Markdown: ``mean [95% CI low, high]`` per metric; ``note`` below."""
     header = ["env", "algo", "risk", "seeds", *(f"{m} (mean [95% CI])" for m in metrics)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.to_dict("records"):
@@ -328,7 +330,7 @@ def table_markdown(table: pd.DataFrame, *, metrics=DEFAULT_METRICS) -> str:
             mean, low, high = (row[f"{m}_{s}"] for s in ("mean", "ci_low", "ci_high"))
             cells.append("n/a" if np.isnan(mean) else f"{mean:.2f} [{low:.2f}, {high:.2f}]")
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -356,13 +358,20 @@ def run_plot(args: argparse.Namespace) -> list[Path]:
     missing = [name for name in PLOT_EXTRAS if importlib.util.find_spec(name) is None]
     if missing:
         raise PlotError(f"{missing[0]} is not installed (pip install 'riskq[plot]')")
-    scalars = load_scalars(find_runs(args.paths))
+    runs = find_runs(args.paths)
+    scalars = load_scalars(runs)
     _check_metrics(scalars, args.metrics)
     out_dir = args.out or Path(args.paths[0]) / "plots"
     curves = {m: aggregate(scalars, metric=m, x=args.x, n_boot=args.n_boot) for m in args.metrics}
     written = plot_curves(curves, out_dir=out_dir, x=args.x)
-    table = final_table(scalars, metrics=args.metrics, n_boot=args.n_boot)
-    markdown = table_markdown(table, metrics=args.metrics)
+    incomplete = [(run.path, run.status) for run in runs if run.status != "complete"]
+    note = ""
+    if incomplete:
+        note = incomplete_note(incomplete, where="the final table (curves still drawn)")
+        print(f"{PROG}: warning: {note}", file=sys.stderr)
+    complete = scalars[~scalars.run.isin([str(path) for path, _ in incomplete])]
+    table = final_table(complete, metrics=args.metrics, n_boot=args.n_boot)
+    markdown = table_markdown(table, metrics=args.metrics, note=note)
     (out_dir / "final_performance.md").write_text(markdown)
     table.to_csv(out_dir / "final_performance.csv", index=False)
     written += [out_dir / "final_performance.md", out_dir / "final_performance.csv"]
@@ -371,13 +380,12 @@ def run_plot(args: argparse.Namespace) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    """Entry point of ``riskq-plot``: 0 on success, 1 with a one-line error otherwise."""
+    """Entry point of ``riskq-plot``: 0 on success, 2 with a one-line error otherwise."""
     args = parse_args(argv)
     try:
         run_plot(args)
     except PlotError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
+        return report(PROG, err, code=2)
     return 0
 
 

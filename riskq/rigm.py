@@ -1,4 +1,4 @@
-"""RIGM checker (method.md section 1): do the agents' own risk-greedy actions maximise psi of
+"""RIGM checker (CONVENTIONS.md section 1): do the agents' own risk-greedy actions maximise psi of
 the joint return?
 
 For each trial (a table of per-agent quantiles theta_i[a] and a state), every one of the A^N
@@ -15,7 +15,6 @@ Shen et al., NeurIPS 2023, arXiv:2311.01753.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from riskq.config import MixerConfig, RiskConfig
+from riskq.cli_errors import hydra_command, job_errors
+from riskq.config import CONFIG_PATH, MixerConfig, RiskConfig
 from riskq.mixers import MIXERS, Mixer, RiskFn, make_mixer
 from riskq.risk import RiskMeasure, make_risk_measure
 
@@ -330,29 +330,35 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_trained(cfg: RigmConfig) -> list[dict]:
-    """RIGM of a trained run (``run=``): under its own risk measure, then each of ``risks``."""
+def run_trained(cfg: RigmConfig) -> tuple[list[dict], str | None]:
+    """RIGM of a trained run (``run=``): under its own risk measure, then each of ``risks``
+    not equal to it; no rows and the reason when the check is vacuous (VDN, QMIX)."""
     from riskq.rigm_trained import trained_rigm_rows  # local: it loads the whole trainer
 
     return trained_rigm_rows(run=cfg.run, episodes=cfg.episodes, tol=cfg.tol, risks=_validate(cfg))
 
 
-@hydra.main(config_path="../configs", config_name="rigm", version_base="1.3")
-def main(dict_cfg: DictConfig) -> None:
-    """Entry point of ``riskq-rigm``; bad values exit with a one-line error (code 2)."""
-    cfg: RigmConfig = OmegaConf.to_object(dict_cfg)
-    try:
-        rows = run_rigm(cfg) if cfg.run is None else run_trained(cfg)
-    except (ValueError, ImportError) as error:
-        message = " ".join(str(error).split())
-        print(f"riskq-rigm: error: {message}", file=sys.stderr)
-        sys.exit(2)
-    print(format_table(rows))
+@hydra.main(config_path=CONFIG_PATH, config_name="rigm", version_base="1.3")
+def run(dict_cfg: DictConfig) -> None:
+    """The task function of ``riskq-rigm``."""
+    with job_errors("riskq-rigm"):
+        report_rigm(OmegaConf.to_object(dict_cfg))
+
+
+def report_rigm(cfg: RigmConfig) -> None:
+    """Print the table (or why the check is vacuous) and write the JSON output."""
+    rows, note = run_trained(cfg) if cfg.run is not None else (run_rigm(cfg), None)
+    print(note if note is not None else format_table(rows))
     if cfg.output is not None:
         output = Path(cfg.output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps({"config": asdict(cfg), "rows": rows}, indent=2))
+        result = {"config": asdict(cfg), "rows": rows, **({"note": note} if note else {})}
+        output.write_text(json.dumps(result, indent=2))
         print(f"wrote {cfg.output}")
+
+
+# Console entry point: bad values exit with a one-line error (code 2).
+main = hydra_command("riskq-rigm", run)
 
 
 if __name__ == "__main__":

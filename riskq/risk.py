@@ -1,4 +1,4 @@
-"""Risk measures psi over sorted quantile vectors (method.md section 2).
+"""Risk measures psi over sorted quantile vectors (CONVENTIONS.md section 2).
 
 RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753) acts on psi[Z] of a K-atom return
 distribution theta[..., K] (sorted ascending, each atom of mass 1/K). Every measure here is a
@@ -138,7 +138,7 @@ def distortion_weights(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Atom weights w [K] with psi(theta) = (theta * w).sum(-1) (method.md section 2).
+    """Atom weights w [K] with psi(theta) = (theta * w).sum(-1) (CONVENTIONS.md section 2).
 
     Non-negative and summing to 1 for every measure; VaR gives a one-hot vector.
     """
@@ -151,7 +151,7 @@ def distortion_weights(
 
 @dataclass(frozen=True)
 class RiskMeasure:
-    """psi: sorted quantiles theta [..., K] -> risk values [...] (method.md section 2).
+    """psi: sorted quantiles theta [..., K] -> risk values [...] (CONVENTIONS.md section 2).
 
     Build with ``make_risk_measure``; the parameter is validated on construction.
     """

@@ -1,7 +1,7 @@
 """Episode collection: E env copies in lock-step, one batched agent forward per step.
 
 Agents act epsilon-greedily on psi of their own quantiles among available actions, and greedily
-at evaluation (method.md section 5, "Acting"). Shapes: E env copies, T steps, N agents,
+at evaluation (CONVENTIONS.md section 5, "Acting"). Shapes: E env copies, T steps, N agents,
 A actions, K quantiles, O observation, S state, F per-agent features.
 """
 

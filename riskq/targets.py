@@ -1,4 +1,4 @@
-"""Target building for the learner (method.md section 5), as pure functions over tensors.
+"""Target building for the learner (CONVENTIONS.md section 5), as pure functions over tensors.
 
 Shapes: B batch (episodes), T time steps, N agents, A actions, K quantiles. Trailing ``...``
 dimensions (quantiles, or agents and quantiles for independent learners) pass through.
@@ -51,15 +51,31 @@ def td_lambda_targets(
     if reward.shape != next_values.shape[:2]:
         raise ValueError(f"reward {tuple(reward.shape)} vs next_values {tuple(next_values.shape)}")
     extra = (1,) * (next_values.dim() - 2)
-    reward = reward.view(*reward.shape, *extra)  # [B, T, 1...]
-    discount = gamma * (1.0 - terminated.to(next_values.dtype)).view(*terminated.shape, *extra)
-    valid_next = torch.cat([mask[:, 1:], mask.new_zeros(mask.shape[0], 1)], dim=1).bool()
-    valid_next = valid_next.view(*valid_next.shape, *extra)  # [B, T, 1...]
-    targets = torch.empty_like(next_values)  # [B, T, ...]
-    following = next_values[:, -1]  # G'_{T}: value of the state after the last step
-    for t in range(reward.shape[1] - 1, -1, -1):
-        blended = (1.0 - td_lambda) * next_values[:, t] + td_lambda * following
-        targets[:, t] = reward[:, t] + discount[:, t] * blended
-        if t > 0:
-            following = torch.where(valid_next[:, t - 1], targets[:, t], next_values[:, t - 1])
-    return targets
+    dtype = next_values.dtype
+    discount = gamma * (1.0 - terminated.to(dtype))  # [B, T]
+    valid_next = torch.cat([mask[:, 1:], mask.new_zeros(mask.shape[0], 1)], dim=1).to(dtype)
+    # G_t = own_t + carry_t G_{t+1} with G'_{t+1} unrolled: where step t+1 is valid it is
+    # G_{t+1} (weight lambda), else Z_{t+1}, which then weighs 1 like the (1 - lambda) term.
+    carry = (discount * td_lambda * valid_next).view(*valid_next.shape, *extra)  # [B, T, 1...]
+    own_weight = (discount * (1.0 - td_lambda * valid_next)).view(*discount.shape, *extra)
+    own = reward.view(*reward.shape, *extra) + own_weight * next_values  # [B, T, ...]
+    return linear_recurrence(own, carry)
+
+
+def linear_recurrence(own: torch.Tensor, carry: torch.Tensor) -> torch.Tensor:
+    """x_t = own_t + carry_t x_{t+1} along dim 1, with x_T = 0.
+
+    own [B, T, ...], carry [B, T, ...] (broadcastable to own) -> x [B, T, ...], in ceil(log2 T)
+    vectorised doubling steps (after step j, own_t sums the next 2^j terms and carry_t is the
+    product of the next 2^j coefficients) instead of a Python loop over T.
+    """
+    shift, steps = 1, own.shape[1]
+    while shift < steps:
+        next_own = own.clone()  # [B, T, ...]
+        next_own[:, :-shift].addcmul_(carry[:, :-shift], own[:, shift:])
+        if 2 * shift < steps:  # the last step needs no products
+            next_carry = carry.clone()
+            next_carry[:, :-shift].mul_(carry[:, shift:])
+            carry = next_carry
+        own, shift = next_own, 2 * shift
+    return own

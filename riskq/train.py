@@ -3,14 +3,15 @@
     riskq-train algo=riskq env=macn risk=cvar risk.param=0.2 seed=3
     riskq-train -m seed=0,1,2 risk=neutral,cvar,wang
 
-Each run writes into Hydra's run directory: ``config.yaml`` (resolved), ``tb/`` (TensorBoard),
-``metrics.jsonl``, ``checkpoints/latest.pt`` and ``summary.json`` (the final evaluation).
+Each run writes into Hydra's run directory: ``config.yaml`` (resolved), ``overrides.yaml``,
+``tb/`` (TensorBoard), ``metrics.jsonl``, ``checkpoints/latest.pt`` and ``summary.json`` (status
+and final evaluation). The rules that keep run directories safe (locking, resume, clean-up of
+failed start-ups) live in ``riskq.run_dir``; every error is one line (``riskq.cli_errors``).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -23,14 +24,33 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from riskq.checkpoint import CHECKPOINT_DIR, LATEST, load_checkpoint, save_checkpoint
-from riskq.config import TrainConfig, register_configs
+from riskq.checkpoint import (
+    CHECKPOINT_DIR,
+    LATEST,
+    MISMATCH_ERRORS,
+    load_checkpoint,
+    mismatch,
+    save_checkpoint,
+)
+from riskq.cli_errors import RunFailed, UsageError, hydra_command, job_errors
+from riskq.config import CONFIG_PATH, TrainConfig, register_configs
 from riskq.experiment import EVAL_SEED_OFFSET, Experiment, build_experiment, evaluate
+from riskq.finite import non_finite
+from riskq.labels import canonical_risk, register_resolvers
 from riskq.logger import RunLogger
-from riskq.matrix_report import matrix_summary
+from riskq.matrix_report import initial_greedy_report, matrix_summary
+from riskq.resume import check_same_experiment, checkpoint_step, resume_dir
+from riskq.run_dir import (
+    SUMMARY_FILE,
+    RunLock,
+    existing_run_files,
+    remove_created_empty_dirs,
+    run_status,
+)
 from riskq.runner import Rollout, linear_epsilon
 
 register_configs()
+register_resolvers()  # ${riskq_risk_dir:...} in configs/train.yaml's hydra.run.dir
 
 
 @dataclass
@@ -59,13 +79,22 @@ def train_scalars(rollout: Rollout, metrics: dict[str, float], epsilon: float) -
 
 
 def run_updates(exp: Experiment, cfg: TrainConfig, counters: Counters, n_episodes: int) -> dict:
-    """Learner updates owed for ``n_episodes`` new episodes (algo.updates_per_episode each)."""
+    """Learner updates owed for ``n_episodes`` new episodes (algo.updates_per_episode each).
+
+    Raises RunFailed at the first update whose loss, gradient norm or parameters are not finite.
+    """
     counters.update_credit += cfg.algo.updates_per_episode * n_episodes
     metrics: dict[str, float] = {}
+    networks = {"agent": exp.learner.agent, "mixer": exp.learner.mixer}
     while counters.update_credit >= 1.0 and exp.buffer.can_sample(cfg.algo.batch_size):
         counters.update_credit -= 1.0
         batch = exp.buffer.sample(cfg.algo.batch_size, exp.sample_rng)
         metrics = exp.learner.update(batch, episodes_seen=counters.episodes)
+        quantity = non_finite(metrics, networks)
+        if quantity is not None:
+            raise RunFailed(
+                f"non-finite {quantity} at update {exp.learner.updates} (env step {counters.t_env})"
+            )
     return metrics
 
 
@@ -83,14 +112,19 @@ def checkpoint_state(exp: Experiment, counters: Counters) -> dict:
     }
 
 
-def restore(exp: Experiment, state: dict) -> Counters:
-    exp.learner.load_state_dict(state["learner"])
-    exp.buffer.load_state_dict(state["buffer"])
-    torch.set_rng_state(state["rng"]["torch"])
-    exp.env.set_rng_state(state["rng"]["env"])
-    exp.runner.rng.bit_generator.state = state["rng"]["runner"]
-    exp.sample_rng.bit_generator.state = state["rng"]["sample"]
-    return Counters(**state["counters"])
+def restore(exp: Experiment, state: dict, location: str | Path) -> Counters:
+    """Load the checkpoint ``state`` (read from ``location``) into ``exp``; one that does not
+    fit raises CheckpointError."""
+    try:
+        exp.learner.load_state_dict(state["learner"])
+        exp.buffer.load_state_dict(state["buffer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        exp.env.set_rng_state(state["rng"]["env"])
+        exp.runner.rng.bit_generator.state = state["rng"]["runner"]
+        exp.sample_rng.bit_generator.state = state["rng"]["sample"]
+        return Counters(**state["counters"])
+    except MISMATCH_ERRORS as error:
+        raise mismatch(error, location) from None
 
 
 class Clock:
@@ -121,15 +155,29 @@ def iteration(exp: Experiment, cfg: TrainConfig, counters: Counters) -> tuple[Ro
     return rollout, run_updates(exp, cfg, counters, exp.env.num_envs), epsilon
 
 
-def train(cfg: TrainConfig, run_dir: Path, exp: Experiment) -> dict:
-    """The training loop; returns the final evaluation statistics (also in summary.json)."""
-    counters = Counters()
-    if cfg.resume is not None:
-        counters = restore(exp, load_checkpoint(run_dir))
+def write_summary(run_dir: Path, summary: dict) -> None:
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | None = None) -> dict:
+    """The training loop; returns the final evaluation statistics (also in summary.json).
+
+    ``state``: the checkpoint to continue (default: the run's own when ``cfg.resume`` is set).
+    summary.json says ``running`` until the run is ``complete`` (or ``failed``: non-finite
+    values, RunFailed; ``interrupted``: Ctrl-C).
+    """
+    eval_seed = cfg.seed + EVAL_SEED_OFFSET
+    initial = initial_greedy_report(exp.eval_runner, seed=eval_seed)  # before restore: untrained
+    if state is None and cfg.resume is not None:
+        state = load_checkpoint(run_dir)
+    counters = Counters() if state is None else restore(exp, state, run_dir)
+    saved_step = None if state is None else counters.t_env  # of the last good checkpoint
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_summary(run_dir, {"status": "running", "t_env": counters.t_env, "t_max": cfg.t_max})
     logger = RunLogger(
         run_dir, total_steps=cfg.t_max, start_step=counters.t_env, progress=cfg.progress
     )
-    eval_seed, latest, clock = cfg.seed + EVAL_SEED_OFFSET, {}, Clock(counters.t_env)
+    latest, clock = {}, Clock(counters.t_env)
     checkpoint_path = run_dir / CHECKPOINT_DIR / LATEST
     try:
         while counters.t_env < cfg.t_max:
@@ -147,63 +195,98 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment) -> dict:
             if counters.t_env >= counters.next_checkpoint:
                 counters.next_checkpoint += cfg.checkpoint_interval
                 save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
+                saved_step = counters.t_env
             logger.advance(counters.t_env, {"eval_return": latest.get("eval/return_mean", np.nan)})
         final_rollout, final = evaluate(exp.eval_runner, seed=eval_seed)
         logger.log(counters.t_env, final, final=True)
         save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
+    except RunFailed as error:
+        progress = {"t_env": counters.t_env, "t_max": cfg.t_max, "updates": exp.learner.updates}
+        write_summary(run_dir, {"status": "failed", "error": str(error), **progress})
+        kept = "no checkpoint was written before"
+        if saved_step is not None:
+            kept = f"{checkpoint_path} keeps env step {saved_step}"
+        raise RunFailed(f"{error}; {kept}; {run_dir / SUMMARY_FILE} marks the run failed") from None
+    except KeyboardInterrupt:
+        write_summary(
+            run_dir, {"status": "interrupted", "t_env": counters.t_env, "t_max": cfg.t_max}
+        )
+        raise
     finally:
         logger.close()
     summary = {
+        "status": "complete",
         "t_env": counters.t_env,
+        "t_max": cfg.t_max,
         "episodes": counters.episodes,
         "updates": exp.learner.updates,
         **final,
+        **initial,
         **matrix_summary(exp.eval_env, final_rollout, exp.risk_fn),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(run_dir, summary)
     return summary
 
 
-def fail(message: str, *, fresh_dir: Path | None = None) -> None:
-    """One-line error, exit code 2; remove a run directory that only Hydra has written to."""
-    if (
-        fresh_dir is not None
-        and fresh_dir.is_dir()
-        and {p.name for p in fresh_dir.iterdir()} <= {".hydra"}
-    ):
-        shutil.rmtree(fresh_dir)
-    print(f"riskq-train: error: {message}", file=sys.stderr)
-    sys.exit(2)
+def start(cfg: TrainConfig, run_dir: Path, state: dict | None, hydra_cfg) -> dict | None:
+    """Checks that need the lock, then the run; None when a resumed run is already complete."""
+    if state is None and existing_run_files(run_dir):
+        raise UsageError(
+            f"{run_dir} already holds a run ({', '.join(existing_run_files(run_dir))}); continue "
+            f"it with resume={run_dir}, or choose another hydra.run.dir"
+        )
+    step = None if state is None else checkpoint_step(state, cfg.resume)
+    if step is not None and step >= cfg.t_max and run_status(run_dir) == "complete":
+        print(
+            f"riskq-train: {run_dir} is already complete (env step {step} >= t_max "
+            f"{cfg.t_max}); nothing to do",
+            file=sys.stderr,
+        )
+        return None
+    exp = build_experiment(cfg)  # validates names and arguments before anything is written
+    if state is not None:
+        restore(exp, state, cfg.resume)  # a checkpoint that does not fit fails before any write
+    OmegaConf.save(OmegaConf.structured(cfg), run_dir / "config.yaml")
+    if state is None:
+        OmegaConf.save(OmegaConf.create(list(hydra_cfg.overrides.task)), run_dir / "overrides.yaml")
+    return train(cfg, run_dir, exp, state=state)
 
 
-def prepare_run_dir(cfg: TrainConfig, hydra_dir: Path) -> Path:
-    """The directory this run writes to: Hydra's, or the resumed run's."""
-    if cfg.resume is None:
-        return hydra_dir
-    run_dir = Path(cfg.resume)
-    run_dir = run_dir.parent.parent if run_dir.suffix == ".pt" else run_dir
-    load_checkpoint(run_dir)  # fail early on a missing or unreadable checkpoint
-    if hydra_dir.resolve() != run_dir.resolve():
-        shutil.rmtree(hydra_dir, ignore_errors=True)
-    return run_dir
+def train_from_config(raw: DictConfig) -> None:
+    """One training run from its composed config.
 
-
-@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
-def main(raw: DictConfig) -> None:
+    Nothing in the run directory is written before every check has passed.
+    """
     hydra_cfg = HydraConfig.get()
-    hydra_dir = Path(hydra_cfg.runtime.output_dir)
+    cfg: TrainConfig = OmegaConf.to_object(raw)
+    cfg = replace(cfg, risk=canonical_risk(cfg.risk))  # config.yaml stores one level: param
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # parallel runs would garble one console
+        cfg = replace(cfg, progress=False)
+    run_dir, state = Path(hydra_cfg.runtime.output_dir), None
+    if cfg.resume is not None:
+        state = load_checkpoint(cfg.resume)  # read-only checks first
+        run_dir = resume_dir(cfg, hydra_cfg)
+        check_same_experiment(cfg, run_dir)
+    lock = RunLock(run_dir).acquire()
     try:
-        cfg: TrainConfig = OmegaConf.to_object(raw)
-        if hydra_cfg.mode == RunMode.MULTIRUN:  # parallel runs would garble one console
-            cfg = replace(cfg, progress=False)
-        run_dir = prepare_run_dir(cfg, hydra_dir)
-        exp = build_experiment(cfg)  # validates names and arguments before anything is written
-    except (ValueError, ImportError) as error:
-        fail(str(error), fresh_dir=hydra_dir)
-    OmegaConf.save(raw, run_dir / "config.yaml", resolve=True)
-    summary = train(cfg, run_dir, exp)
-    shown = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
-    print(json.dumps({"run_dir": str(run_dir), **shown}, indent=2))
+        summary = start(cfg, run_dir, state, hydra_cfg)
+    finally:
+        lock.release()
+    if summary is not None:
+        shown = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+        print(json.dumps({"run_dir": str(run_dir), **shown}, indent=2))
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
+def run(raw: DictConfig) -> None:
+    """The task function that Hydra calls."""
+    with job_errors("riskq-train"):
+        train_from_config(raw)
+
+
+# Console entry point: one-line errors (exit 2; 1 for a failed run), and removal of the
+# directories this invocation created and left empty.
+main = hydra_command("riskq-train", run, cleanup=remove_created_empty_dirs)
 
 
 if __name__ == "__main__":

@@ -1,39 +1,64 @@
 """Throughput benchmark of RiskQ on MACF at the reference sizes; prints one JSON object.
 
-    python scripts/bench.py [--threads 1] [--updates 20] [--train-steps 6000]
+    python scripts/bench.py [--threads 1] [--device cpu] [--updates 20] [--train-steps 20000]
 
 Keys:
 - collect_env_steps_per_s: batched collection (num_envs copies in lock-step), epsilon 0.5.
 - learner_updates_per_s: full learner updates (targets, quantile loss, RMSprop, sync) on
   batches of 32 MACF episodes, K = 32, GRU 64.
-- floor_updates_per_s: a bare forward, backward and optimiser step of the same networks on the
-  same batches (agent over the sequence, mixer on the taken actions, mean as the loss).
-- learner_over_floor: their ratio (target: at most ~1.3).
+- floor_updates_per_s: a bare forward, backward and optimiser step of the online network and
+  mixer on the same batches (GRU features, the taken actions' head, mix, mean as the loss): no
+  targets, no quantile loss. learner_over_floor: their ratio.
+- update_gflop: the matrix-product arithmetic of one update, counted from the shapes (online
+  and target GRU forward, online GRU backward, every action's head at t+1 for risk-greedy
+  selection, the taken / greedy action's head, encoders); sgemm_gflop_per_s: this machine's
+  1024x1024 float32 matmul rate (same threads, same device); learner_flop_efficiency:
+  update_gflop * learner_updates_per_s / sgemm_gflop_per_s.
+- update_split_ms: one update's wall time by stage (forward: agent inputs and both networks'
+  GRU features; targets; loss: the taken actions' head, mixer, quantile loss; backward;
+  optimiser: clip and RMSprop), medians over ``--updates`` updates.
 - train_env_steps_per_s: end-to-end env steps per second of the training loop (riskq-train's
-  ``train``) on MACF at one update per collected episode (the reference's update-to-data ratio).
-Reference implementation, same machine kind and settings: ~130 env steps/s end to end,
-~1.1 s per learner update (two threads), ~700 env steps/s when only acting.
+  ``train``) on MACF at one update per collected episode (the reference's update-to-data ratio),
+  its buffer filled with one batch beforehand so that every timed episode pays for its update.
+- reference_env_steps_per_s, reference_s_per_update: the reference implementation on MACF on
+  this project's 2-core machine (2 threads, 30k steps); train_over_reference and
+  learner_over_reference: the ratios to them.
+- load_average: the 1-minute load average when the bench ends (other jobs skew every rate).
+
+With ``--smax`` (needs the smax extra), on SMAX 3m with 64 copies and random available actions:
+- smax_raw_env_steps_per_s: raw JaxMARL, ``jit(vmap(env.step))`` with its auto-reset.
+- smax_adapter_env_steps_per_s: ``envs.smax.SmaxEnv`` (whole episodes in lock-step; steps of
+  copies that already ended are not counted).
+- smax_collect_env_steps_per_s: riskq's Runner (RiskQ agent forward, epsilon 0.5) on the adapter.
+- smax_raw_over_adapter, smax_raw_over_collect: the ratios (target: at most 1.5).
+- torch_updates_per_s_before_jax / _after_jax: MACF learner updates before JAX was imported and
+  after it ran (envs/smax.py keeps XLA to one thread, so the two should match).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from envs import make_batched_env
 from riskq.config import compose_config
 from riskq.experiment import build_experiment
+from riskq.kernels import sort_quantiles
 from riskq.learner import agent_inputs
-from riskq.networks import sort_quantiles
-from riskq.targets import gather_actions
 from riskq.train import train
+
+REFERENCE_ENV_STEPS_PER_S = 127.0  # reference implementation, MACF, 2 threads, 30k steps
+REFERENCE_S_PER_UPDATE = 1.44  # its learner update, same sitting
 
 
 def timed(fn, repeats: int) -> float:
@@ -48,29 +73,179 @@ def timed(fn, repeats: int) -> float:
 def bare_step(exp, batch) -> None:
     learner = exp.learner
     inputs = agent_inputs(batch, exp.env.info.n_actions)  # [B, T+1, N, I]
-    online = learner.agent(inputs, sort=False)  # [B, T+1, N, A, K], as the learner runs it
-    chosen = sort_quantiles(gather_actions(online[:, :-1], batch.actions))  # [B, T, N, K]
+    features = learner.agent.features(inputs)[:, :-1]  # [B, T, N, H]
+    chosen = sort_quantiles(learner.agent.action_quantiles(features, batch.actions))
     joint = learner.mix(learner.mixer, chosen, batch, slice(None, -1))  # [B, T, K]
-    learner.optimiser.zero_grad(set_to_none=True)
+    learner.zero_grad()
     joint.mean().backward()
-    learner.optimiser.step()
+    learner.apply_gradients()
+
+
+def update_gflop(learner, batch) -> float:
+    """Matrix-product GFLOP of one update at the batch's shapes (multiply-add = 2 FLOP)."""
+    agent = learner.agent
+    batch_size, steps, n_agents = batch.actions.shape  # B, T, N
+    rows, next_rows = batch_size * (steps + 1) * n_agents, batch_size * steps * n_agents
+    hidden, actions, quantiles = agent.hidden_dim, agent.n_actions, agent.n_quantiles
+    gru = rows * hidden * 3 * hidden  # one [R, H] x [H, 3H] product
+    encoder = rows * agent.input_dim * hidden
+    macs = (
+        3 * encoder  # online and target forward, online weight gradient
+        + 4 * gru  # input and recurrent products, online and target
+        + 4 * gru  # online backward: recurrent loop, input, W_ih and W_hh gradients
+        + next_rows * hidden * actions * quantiles  # every action's head at t+1 (greedy)
+        + 4 * next_rows * hidden * quantiles  # taken action forward + backward, target greedy
+    )
+    return 2 * macs / 1e9
+
+
+def sgemm_gflop_per_s(device: torch.device, repeats: int = 20) -> float:
+    """float32 1024x1024 matmul rate of this machine at torch's current thread count."""
+    a, b = (torch.randn(1024, 1024, device=device) for _ in range(2))
+    rate = timed(lambda: synchronized(device, lambda: a @ b), repeats)
+    return rate * 2 * 1024**3 / 1e9
+
+
+def synchronized(device: torch.device, fn):
+    result = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return result
+
+
+def update_split_ms(learner, batch, device: torch.device, repeats: int) -> dict[str, float]:
+    """Median wall milliseconds of one update's stages (the same calls as Learner.update)."""
+    stages = {"forward": [], "targets": [], "loss": [], "backward": [], "optimiser": []}
+    for _ in range(repeats + 1):
+        clock = [time.perf_counter()]
+
+        def mark(result, clock=clock):
+            synchronized(device, lambda: None)
+            clock.append(time.perf_counter())
+            return result
+
+        inputs = agent_inputs(batch, learner.n_actions)  # [B, T+1, N, I]
+        features, target_features = mark(learner.features(inputs))
+        targets = mark(learner.targets(batch, features[:, 1:].detach(), target_features[:, 1:]))
+        predicted = learner.predict(batch, features[:, :-1])  # [B, T, K]
+        loss = mark(learner.loss(predicted, targets, batch.mask))
+        learner.zero_grad()
+        mark(loss.backward())
+        mark(learner.apply_gradients())
+        for name, start, end in zip(stages, clock, clock[1:], strict=False):
+            stages[name].append(1e3 * (end - start))
+    return {name: round(float(np.median(times[1:])), 1) for name, times in stages.items()}
+
+
+def smax_random_actions(avail, rng):
+    """A uniformly random available action per agent: avail [E, N, A] bool -> [E, N]."""
+    return np.where(avail, rng.random(avail.shape), -1.0).argmax(axis=-1)  # [E, N]
+
+
+def raw_smax_rate(map_name: str, copies: int, calls: int) -> float:
+    """Env steps per second of raw JaxMARL: ``jit(vmap(step))`` (its own auto-reset) of
+    ``copies`` copies, random available actions drawn on the host, outputs fetched each call."""
+    import jax
+
+    from envs.smax import import_jaxmarl
+
+    jaxmarl = import_jaxmarl(map_name)
+    from jaxmarl.environments.smax import map_name_to_scenario
+
+    env = jaxmarl.make("HeuristicEnemySMAX", scenario=map_name_to_scenario(map_name))
+
+    def step(key, state, actions):
+        joint = {agent: actions[i] for i, agent in enumerate(env.agents)}
+        obs, state, rewards, dones, _ = env.step(key, state, joint)
+        masks = env.get_avail_actions(state)
+        avail = jax.numpy.stack([masks[agent] for agent in env.agents])  # [N, A]
+        return state, (obs, rewards, dones, avail)
+
+    batched_step = jax.jit(jax.vmap(step))
+    keys = jax.random.split(jax.random.PRNGKey(0), copies)
+    _, state = jax.jit(jax.vmap(env.reset))(keys)
+    masks = jax.vmap(env.get_avail_actions)(state)
+    avail = np.stack([np.asarray(masks[agent]) for agent in env.agents], axis=1) > 0
+    rng = np.random.default_rng(0)
+    for call in range(calls + 2):
+        if call == 2:  # the first two calls compile (reset's state types differ from step's)
+            start = time.perf_counter()
+        keys = jax.random.split(jax.random.fold_in(keys[0], call), copies)
+        state, out = batched_step(keys, state, smax_random_actions(avail, rng).astype(np.int32))
+        avail = np.asarray(jax.device_get(out)[3]) > 0  # [E, N, A]
+    return calls * copies / (time.perf_counter() - start)
+
+
+def adapter_smax_rate(map_name: str, copies: int, calls: int) -> float:
+    """Env steps per second through ``envs.smax.SmaxEnv`` (whole episodes in lock-step, only the
+    steps of running copies count), random available actions."""
+    env = make_batched_env("smax", num_envs=copies, seed=0, map_name=map_name)
+    rng = np.random.default_rng(0)
+    obs = env.reset()
+    env.step(smax_random_actions(obs.avail_actions, rng))  # compiles
+    steps, done, start = 0, np.ones(copies, bool), time.perf_counter()
+    for _ in range(calls):
+        if done.all():
+            obs, done = env.reset(), np.zeros(copies, bool)
+        result = env.step(smax_random_actions(obs.avail_actions, rng))
+        steps += int((~done).sum())
+        done |= result.terminated | result.truncated
+        obs = result.next_obs
+    return steps / (time.perf_counter() - start)
+
+
+def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 20) -> dict:
+    """SMAX collection throughput (raw JaxMARL, the adapter, and riskq's Runner with the RiskQ
+    agent at epsilon 0.5), and torch learner updates on MACF before and after JAX ran."""
+    macf = build_experiment(compose_config(["env=macf", f"threads={threads}", "progress=false"]))
+    while macf.buffer.size < macf.learner.cfg.batch_size:
+        macf.buffer.add(macf.runner.collect(epsilon=0.5).batch)
+    batch = macf.buffer.sample(macf.learner.cfg.batch_size, macf.sample_rng)
+    jax_loaded_before = "jax" in sys.modules
+    torch_before = timed(lambda: macf.learner.update(batch, episodes_seen=0), updates)
+    raw = raw_smax_rate("3m", copies, calls)
+    adapter = adapter_smax_rate("3m", copies, calls)
+    overrides = ["env=smax_3m", f"num_envs={copies}", f"threads={threads}", "progress=false"]
+    smax = build_experiment(compose_config(overrides))
+    smax.runner.collect(epsilon=0.5)  # compiles
+    start, steps = time.perf_counter(), 0
+    while steps < calls * copies // 4:
+        steps += smax.runner.collect(epsilon=0.5).steps
+    collect = steps / (time.perf_counter() - start)
+    torch_after = timed(lambda: macf.learner.update(batch, episodes_seen=0), updates)
+    return {
+        "smax_raw_env_steps_per_s": round(raw, 1),
+        "smax_adapter_env_steps_per_s": round(adapter, 1),
+        "smax_collect_env_steps_per_s": round(collect, 1),
+        "smax_raw_over_adapter": round(raw / adapter, 3),
+        "smax_raw_over_collect": round(raw / collect, 3),
+        "smax_copies": copies,
+        "torch_updates_per_s_before_jax": round(torch_before, 2),
+        "torch_updates_per_s_after_jax": round(torch_after, 2),
+        "jax_loaded_before": jax_loaded_before,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--updates", type=int, default=20)
-    parser.add_argument("--train-steps", type=int, default=6000)
+    parser.add_argument("--train-steps", type=int, default=20_000)
+    parser.add_argument("--smax", action="store_true", help="also SMAX 3m (smax extra)")
     args = parser.parse_args()
     overrides = [
         "env=macf",
         "algo=riskq",
         "risk=wang",
         f"threads={args.threads}",
+        f"device={args.device}",
         "progress=false",
         "num_envs=8",
     ]
     cfg = compose_config(overrides)
+    device = torch.device(args.device)
     exp = build_experiment(cfg)
     start, steps = time.perf_counter(), 0
     while exp.buffer.size < cfg.algo.batch_size:
@@ -79,8 +254,13 @@ def main() -> None:
         steps += rollout.steps
     collect_rate = steps / (time.perf_counter() - start)
     batch = exp.buffer.sample(cfg.algo.batch_size, exp.sample_rng)
-    learner_rate = timed(lambda: exp.learner.update(batch, episodes_seen=0), args.updates)
-    floor_rate = timed(lambda: bare_step(exp, batch), args.updates)
+    learner_rate = timed(
+        lambda: synchronized(device, lambda: exp.learner.update(batch, episodes_seen=0)),
+        args.updates,
+    )
+    floor_rate = timed(lambda: synchronized(device, lambda: bare_step(exp, batch)), args.updates)
+    split = update_split_ms(exp.learner, batch, device, args.updates)
+    gflop, sgemm = update_gflop(exp.learner, batch), sgemm_gflop_per_s(device)
 
     train_cfg = compose_config(
         [
@@ -92,6 +272,8 @@ def main() -> None:
         ]
     )
     train_exp = build_experiment(train_cfg)
+    while train_exp.buffer.size < cfg.algo.batch_size:  # steady state: every episode pays
+        train_exp.buffer.add(train_exp.runner.collect(epsilon=1.0).batch)  # for an update
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         summary = train(train_cfg, Path(run_dir), train_exp)
@@ -103,13 +285,24 @@ def main() -> None:
                 "learner_updates_per_s": round(learner_rate, 2),
                 "floor_updates_per_s": round(floor_rate, 2),
                 "learner_over_floor": round(floor_rate / learner_rate, 3),
+                "update_gflop": round(gflop, 3),
+                "sgemm_gflop_per_s": round(sgemm, 1),
+                "learner_flop_efficiency": round(gflop * learner_rate / sgemm, 3),
+                "update_split_ms": split,
                 "train_env_steps_per_s": round(train_rate, 1),
+                "reference_env_steps_per_s": REFERENCE_ENV_STEPS_PER_S,
+                "reference_s_per_update": REFERENCE_S_PER_UPDATE,
+                "train_over_reference": round(train_rate / REFERENCE_ENV_STEPS_PER_S, 2),
+                "learner_over_reference": round(learner_rate * REFERENCE_S_PER_UPDATE, 2),
                 "train_mean_episode_length": round(summary["t_env"] / summary["episodes"], 1),
                 "batch_episodes": cfg.algo.batch_size,
                 "batch_steps": batch.max_steps,
                 "n_quantiles": cfg.algo.agent.n_quantiles,
                 "threads": args.threads,
+                "device": str(device),
+                "load_average": round(os.getloadavg()[0], 2),
                 "torch": torch.__version__,
+                **(smax_bench(args.threads) if args.smax else {}),
             }
         )
     )

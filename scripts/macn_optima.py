@@ -1,7 +1,7 @@
 """Risk values of MACN's scripted route policies: which route is optimal under which measure.
 
 For every combination of per-agent routes (short along the cliff edge, or the detour two
-rows up; toy-games.md section 3) it reports the mean, CVaR(0.2), Wang(0.75) and VaR(0.2) of
+rows up; CONVENTIONS.md section 8.3) it reports the mean, CVaR(0.2), Wang(0.75) and VaR(0.2) of
 the undiscounted team return twice: from ``--episodes`` Monte-Carlo episodes of the batched
 env itself (with the share of episodes that had a cliff fall), and from the exact return
 distribution, computed by dynamic programming over (cell, falls) with the env's own move

@@ -4,27 +4,40 @@
 
 Numeric keys show the mean over seeds (and the min-max range); text keys (e.g. the greedy joint
 action of a matrix game) show how often each value occurred, e.g. "(M, M) x5".
+
+Incomplete runs (no summary.json, or a status other than "complete") are left out of the table
+and listed on stderr, as ``riskq-plot`` leaves them out of its final table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
 
+from riskq.labels import risk_label, risk_level
+from riskq.run_dir import SUMMARY_FILE, incomplete_note, run_status
 
-def load_runs(sweep_dir: Path) -> list[tuple[dict, dict]]:
-    """(config, summary) of every finished run under ``sweep_dir``."""
-    runs = []
-    for summary_path in sorted(sweep_dir.rglob("summary.json")):
-        config = yaml.safe_load((summary_path.parent / "config.yaml").read_text())
-        runs.append((config, json.loads(summary_path.read_text())))
-    if not runs:
-        raise SystemExit(f"sweep_table: error: no summary.json under {sweep_dir}")
-    return runs
+
+def load_runs(sweep_dir: Path) -> tuple[list[tuple[dict, dict]], list[tuple[Path, str]]]:
+    """(config, summary) of every complete run under ``sweep_dir``, and (path, status) of the
+    incomplete ones (a run directory holds config.yaml and tb/, as for riskq-plot)."""
+    runs, incomplete = [], []
+    for config_path in sorted(sweep_dir.rglob("config.yaml")):
+        run_dir = config_path.parent
+        if not (run_dir / "tb").is_dir():
+            continue  # not a run directory (e.g. Hydra's .hydra/config.yaml)
+        status = run_status(run_dir)
+        if status != "complete":
+            incomplete.append((run_dir, status))
+            continue
+        config = yaml.safe_load(config_path.read_text())
+        runs.append((config, json.loads((run_dir / SUMMARY_FILE).read_text())))
+    return runs, incomplete
 
 
 def cell(values: list) -> str:
@@ -38,8 +51,7 @@ def cell(values: list) -> str:
 def table(runs: list[tuple[dict, dict]], keys: list[str]) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for config, summary in runs:
-        risk = config["risk"]
-        label = risk["name"] if risk["name"] == "neutral" else f"{risk['name']}({risk['param']})"
+        label = risk_label(config["risk"]["name"], risk_level(config["risk"]))
         groups[(config["env"]["label"], config["algo"]["name"], label)].append(summary)
     lines = [
         "| env | algo | risk | seeds | " + " | ".join(keys) + " |",
@@ -56,7 +68,13 @@ def main() -> None:
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--keys", nargs="+", default=["eval/return_mean", "eval/return_cvar_0.2"])
     args = parser.parse_args()
-    print(table(load_runs(args.sweep_dir), args.keys))
+    runs, incomplete = load_runs(args.sweep_dir)
+    if incomplete:
+        note = incomplete_note(incomplete, where="the table")
+        print(f"sweep_table: warning: {note}", file=sys.stderr)
+    if not runs:
+        raise SystemExit(f"sweep_table: error: no complete run under {args.sweep_dir}")
+    print(table(runs, args.keys))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""MACF (toy-games.md section 2): hand-computed trajectories of the reference dynamics."""
+"""MACF (CONVENTIONS.md section 8.2): hand-computed trajectories of the reference dynamics."""
 
 import inspect
 from pathlib import Path

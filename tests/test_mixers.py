@@ -1,4 +1,4 @@
-"""Mixers of the registry (method.md sections 4 and 6)."""
+"""Mixers of the registry (CONVENTIONS.md sections 4 and 6)."""
 
 import pytest
 import torch

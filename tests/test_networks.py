@@ -1,4 +1,4 @@
-"""Per-agent recurrent quantile network (method.md section 3)."""
+"""Per-agent recurrent quantile network (CONVENTIONS.md section 3)."""
 
 import pytest
 import torch

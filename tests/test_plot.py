@@ -228,7 +228,7 @@ def test_main_errors_are_one_line(tmp_path, capsys, make, argv_tail, message):
     make(tmp_path)
     paths = [str(tmp_path / argv_tail[0])] if argv_tail[:1] == ["missing"] else [str(tmp_path)]
     options = [a for a in argv_tail if a != "missing"]
-    assert plot.main([*paths, *options]) == 1
+    assert plot.main([*paths, *options]) == 2
     *warnings, error = capsys.readouterr().err.splitlines()  # a warning per skipped run
     assert error.startswith("riskq-plot: error: ") and message in error
     assert all(line.startswith("riskq-plot: warning: ") for line in warnings)
@@ -238,6 +238,36 @@ def test_labels_and_colours():
     assert plot.metric_label("eval/return_cvar_0.2") == "CVaR$_{0.2}$ of evaluation return"
     assert plot.metric_label("eval/return_mean") == "evaluation return (team)"
     assert plot.metric_label("eval/crashes") == "crashes (mean per evaluation episode)"
-    assert plot.risk_label(name="wang", param=0.75) == "wang(0.75)"
     assert plot.algo_colour("riskq") == plot.ALGO_COLOURS["riskq"]
     assert plot.algo_colour("new_algo") == plot.algo_colour("new_algo")
+
+
+def test_incomplete_runs_are_drawn_but_left_out_of_the_final_table(tmp_path, capsys):
+    for seed, final in ((0, 1.0), (1, 3.0)):
+        write_fake_run(
+            tmp_path / f"seed{seed}", seed=seed, scalars={"eval/return_mean": ramp(final)}
+        )
+    killed = write_fake_run(
+        tmp_path / "killed", seed=2, scalars={"eval/return_mean": ramp(90.0, (0, 2_000, 4_160))}
+    )
+    (killed / "summary.json").unlink()  # killed at env step 4160
+    failed = write_fake_run(tmp_path / "failed", seed=3, scalars={"eval/return_mean": ramp(50.0)})
+    (failed / "summary.json").write_text(json.dumps({"status": "failed", "error": "non-finite"}))
+    out = tmp_path / "plots"
+    assert plot.main([str(tmp_path), "--out", str(out), "--metrics", "eval/return_mean"]) == 0
+    row = pd.read_csv(out / "final_performance.csv").iloc[0]
+    assert row.n_seeds == 2 and row["eval/return_mean_mean"] == pytest.approx(2.0)
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith("riskq-plot: warning: 2 incomplete runs left out of the final table")
+    assert f"{killed} (no summary.json)" in warning and f"{failed} (failed)" in warning
+    assert "2 incomplete runs left out" in (out / "final_performance.md").read_text()
+    curve = plot.aggregate(plot.load_scalars(plot.find_runs([tmp_path])), metric="eval/return_mean")
+    assert curve.n_seeds.tolist() == [4] * len(curve)  # the curves still show every run
+
+
+def test_a_risk_alias_in_a_saved_config_is_the_level(tmp_path):
+    run = write_fake_run(tmp_path / "r", risk=("cvar", 0.2), scalars={"eval/return_mean": ramp(1)})
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["risk"] |= {"alpha": 0.1, "eta": None}  # written before config.yaml was canonical
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    assert [r.risk for r in plot.find_runs([tmp_path])] == ["cvar(0.1)"]

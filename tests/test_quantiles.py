@@ -1,4 +1,4 @@
-"""Quantile midpoints and the quantile Huber loss (method.md sections 2 and 5)."""
+"""Quantile midpoints and the quantile Huber loss (CONVENTIONS.md sections 2 and 5)."""
 
 import pytest
 import torch
@@ -43,7 +43,7 @@ def test_loss_hand_computed():
 
 
 def _loop_loss(pred, target, tau, kappa):
-    """The formula of method.md section 5 written with scalar loops."""
+    """The formula of CONVENTIONS.md section 5 written with scalar loops."""
     total = 0.0
     for k in range(len(pred)):
         terms = []
@@ -157,7 +157,7 @@ def test_free_quantiles_recover_the_true_quantiles():
 
 
 def test_kappa_one_recovers_the_huber_quantiles():
-    """With kappa = 1 (method.md) on a unit-scale target the fixed point is the minimiser of
+    """With kappa = 1 (CONVENTIONS.md) on a unit-scale target the fixed point is the minimiser of
     the expected quantile Huber loss, which is pulled towards the expectile: here up to
     0.4 away from the true quantile (it shrinks with kappa / spread of the returns)."""
     tau = quantile_midpoints(K, dtype=torch.float64)  # [K]

@@ -1,4 +1,4 @@
-"""RIGM checker (method.md section 1): library core, random inputs and the riskq-rigm CLI."""
+"""RIGM checker (CONVENTIONS.md section 1): library core, random inputs and the riskq-rigm CLI."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Risk measures on hand-made quantile vectors (method.md section 2)."""
+"""Risk measures on hand-made quantile vectors (CONVENTIONS.md section 2)."""
 
 import math
 
@@ -87,10 +87,10 @@ def test_wang_075_weights_decrease_strictly():
 @pytest.mark.parametrize(
     ("name", "eta", "mirror_distortion"),
     [
-        # method.md: Wang with eta < 0 is g(t) = Phi(Phi^-1(t) + eta) (risk-seeking)
+        # CONVENTIONS.md: Wang with eta < 0 is g(t) = Phi(Phi^-1(t) + eta) (risk-seeking)
         ("wang", 0.75, lambda t, eta: torch.special.ndtr(torch.special.ndtri(t) - eta)),
         ("wang", 2.0, lambda t, eta: torch.special.ndtr(torch.special.ndtri(t) - eta)),
-        # method.md: Pow with eta < 0 is g(t) = t^(1 + |eta|)
+        # CONVENTIONS.md: Pow with eta < 0 is g(t) = t^(1 + |eta|)
         ("pow", 0.5, lambda t, eta: t ** (1 + eta)),
         ("pow", 3.0, lambda t, eta: t ** (1 + eta)),
     ],
@@ -156,7 +156,7 @@ same_length_pair = st.integers(1, 12).flatmap(
 @PROPERTY_SETTINGS
 @given(pair=same_length_pair, scale=st.floats(0, 10), shift=st.floats(-50, 50))
 def test_drm_axioms(name, param, pair, scale, shift):
-    """Positive homogeneity, translation invariance, comonotone additivity (method.md 2)."""
+    """Positive homogeneity, translation invariance, comonotone additivity (CONVENTIONS.md 2)."""
     psi = make_risk_measure(name, param)
     x, y = _sorted(pair[0]), _sorted(pair[1])  # [K], [K]
     assert psi(scale * x).item() == pytest.approx(scale * psi(x).item(), abs=1e-9)

@@ -92,7 +92,7 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
         "riskq.evaluate", str(run_dir), "--episodes", "8", "--risk", "cvar", "--risk-param", "0.2"
     )
     assert evaluated.returncode == 0, evaluated.stderr
-    result = json.loads((run_dir / "eval_cvar.json").read_text())
+    result = json.loads((run_dir / "eval_cvar_0.2.json").read_text())
     assert result["optimal_action"] == "(S, S)" and result["episodes"] == 8
 
     rigm_json = tmp_path / "rigm.json"

@@ -1,0 +1,269 @@
+"""JaxMARL's SMAX (StarCraft micromanagement re-implemented in JAX) as a ``BatchedEnv``.
+
+RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753) is evaluated on SMAC maps, which need the
+StarCraft II binary. SMAX (Rutherford et al., JaxMARL, arXiv:2311.10090) re-implements the
+SMAC scenarios (``3m``, ``2s3z``, ``3s_vs_5z``, ``5m_vs_6m``, ...) in JAX and runs on CPU.
+The allies are the learning agents; the enemies follow JaxMARL's heuristic policy
+(``HeuristicEnemySMAX``: each enemy attacks the closest ally in range, else walks towards it).
+
+All E copies step in one jitted, vmapped call; one transfer per step brings every array to
+numpy. Conventions:
+
+* Observation [O]: SMAX's unit-list observation of each ally (zeros once it is dead).
+  State [S]: SMAX's ``world_state`` (every unit's health, position, cooldown and type bits,
+  then every unit's team and type). Agent features [F]: the ally's own slice of the world
+  state, the per-unit features RiskQ's attention mixer keys on.
+* Actions [A = 5 + enemies]: 4 moves, stop, attack enemy j. SMAX's masks: a dead ally can
+  only stop; attacks need a live enemy in range. Unavailable actions are refused.
+* Team reward: SMAX's shared ally reward, the enemies' health lost as a fraction of their
+  total health, plus ``won_battle_bonus`` on a win (the return of a won episode is 2).
+* Ends: a battle over (all allies or all enemies dead) is ``terminated``; reaching
+  ``episode_limit`` steps is ``truncated``. JaxMARL's own auto-reset is not used: a copy that
+  has ended is frozen (reward 0, no new ends) until the next ``reset``, as ``BatchedEnv`` says.
+* Metrics per episode: ``win_rate`` (1 if every enemy died and an ally lives), ``allies_dead``
+  and ``enemies_killed`` (unit counts at the end).
+* Seeding: each ``reset`` draws one seed per copy from ``self.rng``; copy e then uses the JAX
+  key ``PRNGKey(seed_e)``, split once for the reset and once per step. The numpy generator is
+  the whole random state between episodes, so ``rng_state`` makes resume exact.
+
+JAX is configured before its first import (``configure_jax``): XLA's CPU thread pool is kept to
+one thread (``XLA_FLAGS``) so env steps do not compete with torch for cores, and GPU memory is
+not preallocated (``XLA_PYTHON_CLIENT_PREALLOCATE=false``). Compiling a scenario's step takes
+about half a minute on CPU; JAX's persistent cache (``JAX_COMPILATION_CACHE_DIR``, by default
+``~/.cache/riskq/jax``) keeps the result for later runs. Values set by the user are kept.
+
+Shapes: E env copies, N allies (agents), A actions, O observation, S state, F agent features.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from envs._optional import check_actions, seeds_for
+from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
+
+NAME = "smax"
+EXTRA = "smax"  # the optional dependency group in pyproject.toml
+# XLA flags read when JAX starts its CPU backend: one compute thread, no Eigen thread pool.
+XLA_CPU_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+JAX_ENVIRONMENT = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # no up-front GPU memory grab
+METRIC_NAMES = ("win_rate", "allies_dead", "enemies_killed")
+ATTACK_MODES = ("closest", "random")  # targets of the heuristic enemies, JaxMARL's choices
+
+
+def compilation_cache_dir() -> str:
+    """Where compiled env functions persist between runs: ``$XDG_CACHE_HOME/riskq/jax``."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(cache_home, "riskq", "jax")
+
+
+def configure_jax() -> None:
+    """Set JAX's thread, memory and compilation-cache environment variables unless the user
+    has set them."""
+    for key, value in JAX_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", compilation_cache_dir())
+    flags = os.environ.get("XLA_FLAGS", "")
+    missing = [flag for flag in XLA_CPU_FLAGS if flag.split("=")[0] not in flags]
+    os.environ["XLA_FLAGS"] = " ".join([flags, *missing]).strip()
+
+
+@contextlib.contextmanager
+def stdout_to_devnull() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null for the duration (quiets prints of any Python
+    stream object, even one that a library swapped in)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        for stream in {sys.stdout, sys.__stdout__} - {None}:
+            stream.flush()  # what was printed goes to /dev/null, not out later
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def import_jaxmarl(map_name: str) -> Any:
+    """``jaxmarl`` or a one-line ImportError naming the extra to install.
+
+    Its import prints while probing for optional suites and resets ``sys.stdout`` and
+    ``sys.stderr`` to the interpreter's originals (which would undo pytest's capture and any
+    other redirection): both streams are put back as they were.
+    """
+    configure_jax()
+    streams = sys.stdout, sys.stderr
+    try:
+        with stdout_to_devnull():
+            import jaxmarl
+    except ModuleNotFoundError as err:
+        raise ImportError(
+            f"env '{NAME}' map '{map_name}' needs the optional package 'jaxmarl' "
+            f"(module '{err.name}' is missing): pip install -e '.[{EXTRA}]'"
+        ) from err
+    finally:
+        sys.stdout, sys.stderr = streams
+    return jaxmarl
+
+
+class Dynamics(NamedTuple):
+    """One SMAX scenario and its jitted, vmapped functions (shared by envs with one setting)."""
+
+    env: Any  # jaxmarl HeuristicEnemySMAX
+    reset: Any  # (seeds [E] uint32, episode_limit int32) -> (carry, outputs)
+    step: Any  # (carry, actions [E, N] int32) -> (carry, outputs)
+
+
+def _observe(env: Any, state: Any) -> tuple[Any, ...]:
+    """Obs [N, O], world state [S], avail [N, A] bool, agent features [N, F] and the episode
+    metrics [3] (won, allies dead, enemies killed) of one copy's state."""
+    import jax.numpy as jnp
+
+    n = env.num_allies
+    per_agent = env.get_obs(state)
+    obs = jnp.stack([per_agent[agent] for agent in env.agents])  # [N, O]
+    world = env.get_world_state(state)  # [S]
+    masks = env.get_avail_actions(state)
+    avail = jnp.stack([masks[agent] for agent in env.agents]).astype(bool)  # [N, A]
+    feature_dim = len(env.own_features)
+    features = world[: n * feature_dim].reshape(n, feature_dim)  # [N, F], allies come first
+    alive = state.state.unit_alive  # [units]
+    allies_alive, enemies_alive = alive[:n], alive[n:]  # [N], [enemies]
+    won = ~enemies_alive.any() & allies_alive.any()
+    metrics = jnp.stack([won, (~allies_alive).sum(), (~enemies_alive).sum()]).astype(jnp.float32)
+    return obs, world, avail, features, metrics  # metrics [3]
+
+
+@functools.cache
+def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dynamics:
+    """The scenario ``map_name`` and its batched reset and step (cached, so envs of the same
+    setting and the same E share one compilation; the episode limit is an argument).
+
+    A copy's carry is (SMAX state, JAX key, running, steps left before the time limit); SMAX's
+    own time limit (``max_steps``) is not used.
+    """
+    jaxmarl = import_jaxmarl(map_name)
+    import jax
+    import jax.numpy as jnp
+    from jaxmarl.environments.smax import smax_env
+
+    if map_name not in smax_env.MAP_NAME_TO_SCENARIO:
+        valid = ", ".join(sorted(smax_env.MAP_NAME_TO_SCENARIO))
+        raise ValueError(f"env '{NAME}': unknown map_name '{map_name}'; valid choices: {valid}")
+    env = jaxmarl.make(
+        "HeuristicEnemySMAX",
+        scenario=smax_env.map_name_to_scenario(map_name),
+        attack_mode=attack_mode,
+        won_battle_bonus=won_battle_bonus,
+    )
+
+    def strong(tree):
+        """The same arrays without JAX's weak types, so that step's carry never changes type
+        (a changed type would compile step again)."""
+        return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), tree)
+
+    def reset_copy(seed, episode_limit):
+        key, reset_key = jax.random.split(jax.random.PRNGKey(seed))
+        _, state = env.reset(reset_key)
+        carry = strong((state, key, jnp.array(True), jnp.asarray(episode_limit, jnp.int32)))
+        zero = jnp.array(0.0, jnp.float32)
+        return carry, (*_observe(env, state), zero, jnp.array(False), jnp.array(False))
+
+    def step_copy(carry, actions):
+        state, key, running, steps_left = carry
+        key, step_key = jax.random.split(key)
+        joint = {agent: actions[i] for i, agent in enumerate(env.agents)}
+        _, stepped, rewards, _, _ = env.step_env(step_key, state, joint)
+        state = jax.tree.map(lambda new, old: jnp.where(running, new, old), stepped, state)
+        alive = state.state.unit_alive  # [units]
+        battle_over = ~alive[: env.num_allies].any() | ~alive[env.num_allies :].any()
+        terminated = running & battle_over
+        truncated = running & ~battle_over & (steps_left <= 1)
+        reward = jnp.where(running, rewards[env.agents[0]], 0.0).astype(jnp.float32)
+        running_next = running & ~(terminated | truncated)
+        carry = strong((state, key, running_next, steps_left - running))
+        return carry, (*_observe(env, state), reward, terminated, truncated)
+
+    batched_reset = jax.vmap(reset_copy, in_axes=(0, None))
+    return Dynamics(env=env, reset=jax.jit(batched_reset), step=jax.jit(jax.vmap(step_copy)))
+
+
+class SmaxEnv(BatchedEnv):
+    """E copies of one SMAX scenario against heuristic enemies; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        num_envs: int = 1,
+        seed: int | None = None,
+        map_name: str = "3m",
+        episode_limit: int = 100,
+        attack_mode: str = "closest",
+        won_battle_bonus: float = 1.0,
+    ) -> None:
+        super().__init__(num_envs=num_envs, seed=seed)
+        if episode_limit < 1:
+            raise ValueError(f"env '{NAME}': episode_limit must be >= 1, got {episode_limit}")
+        if attack_mode not in ATTACK_MODES:
+            valid = ", ".join(ATTACK_MODES)
+            raise ValueError(
+                f"env '{NAME}': unknown attack_mode '{attack_mode}'; valid choices: {valid}"
+            )
+        self.map_name = map_name
+        self._dynamics = dynamics(
+            map_name, attack_mode=attack_mode, won_battle_bonus=float(won_battle_bonus)
+        )
+        env = self._dynamics.env
+        self.info = EnvInfo(
+            n_agents=env.num_allies,
+            n_actions=env.num_ally_actions,
+            obs_dim=env.obs_size,
+            state_dim=env.state_size,
+            agent_feature_dim=len(env.own_features),
+            episode_limit=int(episode_limit),
+            metric_names=METRIC_NAMES,
+        )
+        self._carry: Any = None
+        self._avail = np.zeros((num_envs, self.info.n_agents, self.info.n_actions), bool)
+        self._done = np.ones(num_envs, dtype=bool)  # [E]
+        self._metrics = np.zeros((num_envs, len(METRIC_NAMES)), np.float32)  # [E, 3]
+
+    def reset(self, seed: int | None = None) -> EnvObs:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        seeds = np.asarray(seeds_for(self.rng, self.num_envs), dtype=np.uint32)  # [E]
+        limit = np.int32(self.info.episode_limit)
+        self._carry, outputs = self._dynamics.reset(seeds, limit)
+        self._done[:] = False
+        return self._unpack(outputs)[0]
+
+    def step(self, actions: np.ndarray) -> EnvStep:
+        if self._carry is None:
+            raise RuntimeError(f"env '{NAME}': call reset() before step()")
+        actions = check_actions(actions, self._avail, ~self._done)  # [E, N]
+        self._carry, outputs = self._dynamics.step(self._carry, actions.astype(np.int32))
+        next_obs, reward, terminated, truncated = self._unpack(outputs)
+        self._done |= terminated | truncated
+        return EnvStep(next_obs, reward, terminated, truncated)
+
+    def _unpack(self, outputs: Any) -> tuple[EnvObs, np.ndarray, np.ndarray, np.ndarray]:
+        """Device outputs -> (EnvObs, reward [E], terminated [E], truncated [E]) in numpy."""
+        import jax
+
+        host = [np.array(x) for x in jax.device_get(outputs)]  # writable copies
+        obs, state, avail, features, metrics, reward, terminated, truncated = host
+        self._avail, self._metrics = avail, metrics
+        env_obs = EnvObs(obs=obs, state=state, avail_actions=avail, agent_features=features)
+        return env_obs, reward, terminated, truncated
+
+    def episode_metrics(self) -> dict[str, np.ndarray]:
+        """Per copy [E]: won (0/1), allies dead and enemies killed so far this episode."""
+        return {name: self._metrics[:, i].copy() for i, name in enumerate(METRIC_NAMES)}

@@ -1,0 +1,67 @@
+"""``resume=<run dir>``: which directory a resumed run writes to, and whether it is the same
+experiment (README, "Run directory"). Every check here only reads; nothing is written."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from riskq.checkpoint import CheckpointError, resolve_checkpoint
+from riskq.cli_errors import UsageError
+from riskq.config import TrainConfig
+from riskq.labels import canonical_risk
+from riskq.run_dir import RESUMABLE_KEYS, config_differences
+
+
+def resume_dir(cfg: TrainConfig, hydra_cfg) -> Path:
+    """The run directory of ``resume=``: it continues in place; another explicit
+    ``hydra.run.dir`` is refused (nothing is copied, moved or deleted)."""
+    run_dir = Path(cfg.resume)
+    run_dir = run_dir.parent.parent if run_dir.suffix == ".pt" else run_dir
+    explicit = [o for o in hydra_cfg.overrides.hydra if o.startswith("hydra.run.dir=")]
+    if explicit and Path(hydra_cfg.runtime.output_dir).resolve() != run_dir.resolve():
+        raise UsageError(
+            f"resume={cfg.resume} continues the run in {run_dir} itself; drop "
+            f"{explicit[-1]} (or set hydra.run.dir={run_dir})"
+        )
+    return run_dir
+
+
+def saved_config(run_dir: Path) -> TrainConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UsageError(f"resume: {path} not found (resume takes a riskq-train run directory)")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        raise UsageError(f"resume: {path} does not fit the config schema ({error})") from None
+
+
+def check_same_experiment(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse a resume whose config differs from the run's beyond RESUMABLE_KEYS."""
+    saved = saved_config(run_dir)
+    saved = replace(saved, risk=canonical_risk(saved.risk))
+    differing = config_differences(asdict(saved), asdict(cfg))
+    if differing:
+        shown = ", ".join(differing)
+        allowed = ", ".join(sorted(RESUMABLE_KEYS - {"resume"}))
+        raise UsageError(
+            f"resume={cfg.resume}: the config differs from {run_dir / 'config.yaml'} in {shown} "
+            f"(a resumed run may change only {allowed}; repeat the run's overrides, "
+            f"see {run_dir / 'overrides.yaml'})"
+        )
+
+
+def checkpoint_step(state: dict, location: str | Path) -> int:
+    """The env step a checkpoint was saved at (read from ``location``)."""
+    try:
+        return int(state["counters"]["t_env"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {resolve_checkpoint(location)} lacks its counters ({error!r}); is it a "
+            f"riskq-train checkpoint?"
+        ) from None

@@ -1,0 +1,198 @@
+"""Rules that keep run directories safe (README, "Run directory").
+
+- riskq deletes only directories that this invocation created and that are still empty
+  (``rmdir``, never a recursive delete): ``RecordNewDirs`` notes which directories Hydra is
+  about to create, ``remove_created_empty_dirs`` removes those left empty by a failed start-up.
+- One run per directory: ``RunLock`` holds an exclusive lock on it while a run writes there,
+  and a new run refuses a directory that already holds a run (``existing_run_files``).
+- ``resume=<run dir>`` continues that run in place, and only with the same experiment:
+  ``config_differences`` lists the keys that differ beyond ``RESUMABLE_KEYS``.
+- A run's ``summary.json`` says whether it is complete (``run_status``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from riskq.cli_errors import UsageError
+
+LOCK_FILE = ".riskq.lock"
+SUMMARY_FILE = "summary.json"
+RUN_FILES = ("config.yaml", "summary.json", "metrics.jsonl", "checkpoints", "tb")
+SWEEP_FILE = "multirun.yaml"  # written by Hydra's sweeper into the sweep directory
+# Keys a resumed run may change: budget, logging and machine settings. device is allowed (the
+# checkpoint is loaded onto the new device; exact continuation holds on the same device only);
+# eval_episodes is not (one curve would mix two evaluation protocols).
+RESUMABLE_KEYS = frozenset(
+    {"t_max", "eval_interval", "log_interval", "checkpoint_interval", "progress", "threads",
+     "resume", "device"}
+)  # fmt: skip
+
+
+class _CreatedDirs:
+    """Directories this process is about to create, deepest first (set by RecordNewDirs)."""
+
+    def __init__(self) -> None:
+        self.dirs: list[Path] = []
+        self.sweep_dir: Path | None = None
+
+    def record(self, path: str, *, sweep: bool) -> None:
+        target = directory = Path(os.path.abspath(path))
+        self.dirs, self.sweep_dir = [], None
+        while not directory.exists():
+            self.dirs.append(directory)
+            directory = directory.parent
+        if sweep and self.dirs and self.dirs[0] == target:
+            self.sweep_dir = target
+
+
+CREATED = _CreatedDirs()
+
+
+class RecordNewDirs(Callback):
+    """Hydra callback (configs/train.yaml): before Hydra creates the run or sweep directory,
+    record which of it and its parents do not exist yet."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._record(config, "hydra.run.dir", sweep=False)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._record(config, "hydra.sweep.dir", sweep=True)
+
+    @staticmethod
+    def _record(config: DictConfig, key: str, *, sweep: bool) -> None:
+        try:
+            path = OmegaConf.select(config, key)
+        except Exception:  # Hydra reports the same error when it makes the directory
+            return
+        if path is not None:
+            CREATED.record(str(path), sweep=sweep)
+
+
+def remove_created_empty_dirs() -> list[Path]:
+    """Remove the recorded directories that hold nothing (deepest first); return them.
+
+    In a sweep directory created by this invocation, empty job folders and Hydra's lone
+    ``multirun.yaml`` go too. ``rmdir`` refuses a directory with anything else in it.
+    """
+    removed = []
+    dirs, sweep_dir = CREATED.dirs, CREATED.sweep_dir
+    CREATED.dirs, CREATED.sweep_dir = [], None
+    for directory in dirs:
+        if not directory.is_dir():
+            continue
+        if directory == sweep_dir:
+            for job_dir in directory.iterdir():
+                if job_dir.is_dir() and not any(job_dir.iterdir()):
+                    job_dir.rmdir()
+            if [entry.name for entry in directory.iterdir()] == [SWEEP_FILE]:
+                (directory / SWEEP_FILE).unlink()
+        try:
+            directory.rmdir()
+        except OSError:  # not empty: it holds a run (or something else) and stays
+            continue
+        removed.append(directory)
+    return removed
+
+
+class RunLock:
+    """Exclusive lock on a run directory: ``.riskq.lock`` holds the owner's PID and is locked
+    with ``flock``. The kernel drops the lock when its process dies, so the lock file left by a
+    killed run is taken over."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        for _ in range(10):  # retry only while the previous owner is removing its lock file
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise UsageError(
+                    f"run directory {self.path.parent} is in use by process {owner} (lock file "
+                    f"{self.path}); wait for that run to end or choose another hydra.run.dir"
+                ) from None
+            if self._is_current(fd):
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self.fd = fd
+                return self
+            os.close(fd)
+        raise UsageError(f"could not lock {self.path}")
+
+    def _is_current(self, fd: int) -> bool:
+        """Whether ``fd`` is still the file at ``self.path`` (not one unlinked meanwhile)."""
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
+    def release(self) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+            self.fd = None
+
+
+def existing_run_files(run_dir: Path) -> list[str]:
+    """The files of a run already present in ``run_dir`` (empty for a new directory)."""
+    return [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
+
+
+def run_status(run_dir: Path) -> str:
+    """``complete``, ``failed``, ``running`` (also a run killed while running), or why the
+    status is unknown (``no summary.json``). Summaries written before the ``status`` field
+    existed were only ever written by finished runs: complete."""
+    path = Path(run_dir) / SUMMARY_FILE
+    if not path.is_file():
+        return f"no {SUMMARY_FILE}"
+    try:
+        summary = json.loads(path.read_text())
+    except ValueError:
+        return f"unreadable {SUMMARY_FILE}"
+    return str(summary.get("status", "complete"))
+
+
+def incomplete_note(incomplete: list[tuple[Path, str]], *, where: str) -> str:
+    """One line listing the runs left out of ``where``, e.g. the final table."""
+    shown = {"running": "running or killed"}  # a killed run cannot update its summary
+    listed = ", ".join(f"{path} ({shown.get(status, status)})" for path, status in incomplete)
+    plural = "run" if len(incomplete) == 1 else "runs"
+    return f"{len(incomplete)} incomplete {plural} left out of {where}: {listed}"
+
+
+def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists are values)."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_differences(saved: Mapping, new: Mapping) -> list[str]:
+    """Dotted keys whose values differ between two configs, ignoring RESUMABLE_KEYS; keys
+    deeper than two levels are summarised by their group, e.g. ``env.args.*``."""
+    old, current = flatten(saved), flatten(new)
+    missing = object()
+    differing = {
+        key if key.count(".") < 2 else ".".join(key.split(".")[:2]) + ".*"
+        for key in old.keys() | current.keys()
+        if key not in RESUMABLE_KEYS and old.get(key, missing) != current.get(key, missing)
+    }
+    return sorted(differing)

@@ -1,0 +1,207 @@
+"""Markdown table and figures of a baselines sweep (``scripts/baselines.py``), via rliable.
+
+    python scripts/baselines_table.py results/sweeps/baselines_macn --out results/baselines
+
+Per env, one block per risk measure that RiskQ ran under: RiskQ, the distributional baselines
+under the same measure, and the expected-value baselines (risk-neutral, the same runs in every
+block). Each score is one number per run from its ``summary.json`` (the final greedy
+evaluation): mean return, CVaR(0.2) of the evaluation returns, and the env's risk events per
+episode (RISK_EVENTS). Cells show the interquartile mean over runs with a 95% stratified
+bootstrap CI; the last columns give the probability that a RiskQ run of the block beats a run
+of the row on return and on CVaR(0.2) (riskq/aggregate.py). Writes ``baselines_<env>.md``
+(also printed) and ``baselines_<env>_iqm.png/.svg`` (intervals) under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from riskq.aggregate import Interval, improvement_estimates, interval_estimates
+from riskq.labels import risk_label, risk_level
+from riskq.run_dir import incomplete_note, run_status
+
+REFERENCE = "riskq"
+NEUTRAL = "neutral"
+SCORES = {"eval/return_mean": "return", "eval/return_cvar_0.2": "CVaR(0.2)"}  # higher is better
+RISK_EVENTS = {"macn": ("eval/cliff_falls", "falls"), "macf": ("eval/crashes", "crashes")}
+ALGO_ORDER = ("riskq", "dmix", "ddn", "iqr", "risk_mix", "vdn", "qmix")  # table row order
+
+Group = tuple[str, str, str]  # (env label, algo name, risk label)
+
+
+def load_groups(sweep_dir: Path) -> tuple[dict[Group, list[dict]], list[tuple[Path, str]]]:
+    """Final summaries of every complete run under ``sweep_dir`` by (env, algo, risk), and the
+    (run dir, status) of the incomplete ones. A run directory holds config.yaml and tb/ (as for
+    riskq-plot and sweep_table.py; Hydra's .hydra/config.yaml is not one)."""
+    groups: dict[Group, list[dict]] = defaultdict(list)
+    incomplete = []
+    for config_path in sorted(sweep_dir.rglob("config.yaml")):
+        run_dir = config_path.parent
+        if not (run_dir / "tb").is_dir():
+            continue
+        if (status := run_status(run_dir)) != "complete":
+            incomplete.append((run_dir, status))
+            continue
+        config = yaml.safe_load(config_path.read_text())
+        risk = config["risk"]
+        label = risk_label(str(risk["name"]), risk_level(risk))
+        summary = json.loads((run_dir / "summary.json").read_text())
+        groups[(config["env"]["label"], config["algo"]["name"], label)].append(summary)
+    return dict(groups), incomplete
+
+
+def score_keys(env: str) -> dict[str, str]:
+    """Summary key -> column name: the scores, then the env's risk events (if it has any)."""
+    events = dict([RISK_EVENTS[env]]) if env in RISK_EVENTS else {}
+    return {**SCORES, **events}
+
+
+def block_rows(groups: dict[Group, list], *, env: str, risk: str) -> list[tuple[str, str]]:
+    """(algo, risk) rows of one block: algorithms run under ``risk``, then risk-neutral ones."""
+    rows = [(algo, risk) for e, algo, r in groups if e == env and r == risk]
+    if risk != NEUTRAL:
+        rows += [(algo, NEUTRAL) for e, algo, r in groups if e == env and r == NEUTRAL]
+    rows = [row for row in rows if row[0] != REFERENCE or row[1] == risk]
+    rank = {algo: i for i, algo in enumerate(ALGO_ORDER)}
+    return sorted(set(rows), key=lambda row: (rank.get(row[0], len(rank)), row))
+
+
+def block_risks(groups: dict[Group, list], *, env: str) -> list[str]:
+    """The risk measures RiskQ ran under in ``env`` (risk-averse ones, else all of them)."""
+    risks = sorted({r for e, algo, r in groups if e == env and algo == REFERENCE})
+    return [r for r in risks if r != NEUTRAL] or risks
+
+
+def scores_of(summaries: list[dict], key: str) -> np.ndarray:
+    """One score per run [R, 1] (rliable's runs x tasks; one task)."""
+    return np.array([[float(s[key])] for s in summaries if key in s])  # [R, 1]
+
+
+def block_table(groups: dict[Group, list], *, env: str, risk: str, reps: int) -> list[dict]:
+    """Rows of one block: per score an IQM Interval, per higher-is-better score the
+    probability of improvement of RiskQ (under ``risk``) over the row."""
+    keys, rows = score_keys(env), block_rows(groups, env=env, risk=risk)
+    reference = groups.get((env, REFERENCE, risk))
+    table = []
+    for algo, row_risk in rows:
+        summaries = groups[(env, algo, row_risk)]
+        row = {"algo": algo, "risk": row_risk, "seeds": len(summaries), "iqm": {}, "p": {}}
+        for key in keys:
+            scores = scores_of(summaries, key)
+            row["iqm"][key] = (
+                interval_estimates({key: scores}, reps=reps)[key] if len(scores) else None
+            )
+            if key in SCORES and reference and algo != REFERENCE and len(scores):
+                pair = (scores_of(reference, key), scores)
+                row["p"][key] = improvement_estimates({key: pair}, reps=reps)[key]
+        table.append(row)
+    return table
+
+
+def _cell(interval: Interval | None, digits: int = 3) -> str:
+    if interval is None:
+        return "n/a"
+    point, low, high = (f"{v:.{digits}g}" for v in (interval.point, interval.low, interval.high))
+    return f"{point} [{low}, {high}]"
+
+
+def markdown(tables: dict[str, list[dict]], *, env: str) -> str:
+    """The blocks of one env as one Markdown table."""
+    keys = score_keys(env)
+    header = [
+        "block",
+        "algo",
+        "risk",
+        "seeds",
+        *(f"{name}: IQM [95% CI]" for name in keys.values()),
+    ]
+    header += [f"P(RiskQ > algo): {SCORES[key]}" for key in SCORES]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for block, rows in tables.items():
+        for row in rows:
+            cells = [block, row["algo"], row["risk"], str(row["seeds"])]
+            cells += [_cell(row["iqm"][key]) for key in keys]
+            cells += [
+                _cell(row["p"].get(key), digits=2) if key in row["p"] else "-" for key in SCORES
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_intervals(tables: dict[str, list[dict]], *, env: str, out_dir: Path) -> list[Path]:
+    """One subplot per score: each row's IQM with its 95% CI, RiskQ's colour from riskq-plot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from riskq.plot import algo_colour
+
+    keys = score_keys(env)
+    rows = [(block, row) for block, block_rows_ in tables.items() for row in block_rows_]
+    fig = Figure(figsize=(4.2 * len(keys), 0.9 + 0.32 * len(rows)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(keys), sharey=True, squeeze=False)[0]
+    labels = [
+        f"{row['algo']}, {row['risk']}" + ("" if row["risk"] == block else f" ({block} block)")
+        for block, row in rows
+    ]
+    for ax, (key, name) in zip(axes, keys.items(), strict=True):
+        for y, (_, row) in enumerate(rows):
+            interval = row["iqm"][key]
+            if interval is None:
+                continue
+            error = [[interval.point - interval.low], [interval.high - interval.point]]
+            ax.errorbar(interval.point, y, xerr=error, fmt="o", color=algo_colour(row["algo"]),
+                        capsize=3)  # fmt: skip
+        ax.set(xlabel=f"{name} (IQM, 95% CI)", yticks=range(len(rows)), yticklabels=labels)
+        ax.grid(alpha=0.3)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"{env}: final greedy evaluation, interquartile mean over runs")
+    stem = re.sub(r"[^\w.-]+", "_", env)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"baselines_{stem}_iqm{suffix}" for suffix in (".png", ".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=150, metadata={"Date": None} if path.suffix == ".svg" else None)
+    return paths
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="written by scripts/baselines.py")
+    parser.add_argument("--out", type=Path, help="output directory (default: <sweep_dir>)")
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    groups, incomplete = load_groups(args.sweep_dir)
+    if incomplete:
+        print(f"baselines_table: warning: {incomplete_note(incomplete, where='the table')}",
+              file=sys.stderr)  # fmt: skip
+    if not groups:
+        print(f"baselines_table: error: no complete run under {args.sweep_dir}", file=sys.stderr)
+        return 1
+    out_dir = args.out or args.sweep_dir
+    for env in sorted({env for env, _, _ in groups}):
+        tables = {
+            risk: block_table(groups, env=env, risk=risk, reps=args.reps)
+            for risk in block_risks(groups, env=env)
+        }
+        text = markdown(tables, env=env)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"baselines_{env}.md").write_text(text)
+        paths = plot_intervals(tables, env=env, out_dir=out_dir)
+        print(f"{env}: {out_dir / f'baselines_{env}.md'}, {', '.join(map(str, paths))}\n\n{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

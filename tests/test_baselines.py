@@ -1,0 +1,111 @@
+"""The baselines sweep (scripts/baselines.py) composes, and its table script gives known numbers."""
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from riskq.config import compose_config
+from scripts import baselines, baselines_table
+
+LEVELS = {"wang": 0.75, "cvar": 0.2, "neutral": 0.0}  # configs/risk/
+SWEEP_KEYS = ("env", "algo", "risk", "seed")
+
+
+@pytest.mark.parametrize("env", sorted(baselines.SEEDS))
+def test_every_baselines_run_composes_into_the_schema(env):
+    jobs = baselines.job_overrides(env=env, seeds=1)  # seeds do not change the composition
+    assert len(jobs) == 2 * 5 + 2  # 5 distributional x (Wang, CVaR) + VDN, QMIX once
+    for overrides in jobs:
+        cfg = compose_config(overrides)
+        algo, risk = overrides[1].removeprefix("algo="), overrides[2].removeprefix("risk=")
+        assert (cfg.env.label, cfg.algo.name, cfg.risk.name) == (env, algo, risk)
+        assert cfg.risk.level() == LEVELS[risk]
+        if algo in baselines.EXPECTED_VALUE:
+            assert risk == "neutral" and cfg.algo.agent.n_quantiles == 1
+
+
+def test_sweep_command_lines_expand_to_the_jobs(tmp_path):
+    lines = baselines.commands(env="macn", seeds=5, sweep_dir=tmp_path, launcher="basic", extra=[])
+    expanded = []
+    for line in lines:
+        assert line[line.index("riskq.train") + 1] == "-m"
+        sweep = [item.split("=") for item in line if item.split("=")[0] in SWEEP_KEYS]
+        choices = [[f"{key}={value}" for value in values.split(",")] for key, values in sweep]
+        expanded += [sorted(job) for job in itertools.product(*choices)]
+    expected = [sorted(job) for job in baselines.job_overrides(env="macn", seeds=5)]
+    assert sorted(expanded) == sorted(expected) and len(expected) == 60
+    assert {line[-1] for line in lines} == {
+        f"hydra.sweep.dir={tmp_path / name}" for name in ("distributional", "expected_value")
+    }
+
+
+def write_run(root: Path, name: str, *, algo: str, risk: str, summary: dict) -> None:
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    config = {
+        "algo": {"name": algo},
+        "env": {"name": "macn", "label": "macn"},
+        "risk": {"name": risk, "param": LEVELS[risk], "alpha": None, "eta": None},
+        "seed": 0,
+    }
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / "tb").mkdir()
+    (run_dir / ".hydra").mkdir()  # Hydra's copy of the config is not a run
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def summary(ret: float, cvar: float, falls: float) -> dict:
+    return {"eval/return_mean": ret, "eval/return_cvar_0.2": cvar, "eval/cliff_falls": falls}
+
+
+@pytest.fixture
+def fake_sweep(tmp_path) -> Path:
+    """MACN: RiskQ under Wang returns 1-4, DMIX 0, VDN 1-4; an unfinished DMIX run."""
+    root = tmp_path / "sweep"
+    for seed, ret in enumerate([4.0, 1.0, 3.0, 2.0]):
+        write_run(root / "distributional", f"riskq_w{seed}", algo="riskq", risk="wang",
+                  summary=summary(ret, -1.0, 0.1))  # fmt: skip
+        write_run(root / "distributional", f"dmix_w{seed}", algo="dmix", risk="wang",
+                  summary=summary(0.0, -5.0 + seed, 0.5))  # fmt: skip
+        write_run(root / "expected_value", f"vdn_{seed}", algo="vdn", risk="neutral",
+                  summary=summary(ret, -8.0, 0.4 + 0.1 * seed))  # fmt: skip
+    write_run(root / "distributional", "dmix_w9", algo="dmix", risk="wang",
+              summary={**summary(99.0, 99.0, 0.0), "status": "running"})  # fmt: skip
+    return root
+
+
+def rows_of(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    lines = [line.strip("|").split(" | ") for line in text.strip().splitlines()]
+    header = [cell.strip() for cell in lines[0]]
+    rows = [dict(zip(header, (cell.strip() for cell in line), strict=True)) for line in lines[2:]]
+    return {(row["algo"], row["risk"]): row for row in rows}
+
+
+def test_table_of_a_fake_sweep(fake_sweep, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert baselines_table.main([str(fake_sweep), "--out", str(out), "--reps", "200"]) == 0
+    assert "1 incomplete run left out" in capsys.readouterr().err  # dmix_w9; .hydra is no run
+    rows = rows_of((out / "baselines_macn.md").read_text())
+    assert set(rows) == {("riskq", "wang(0.75)"), ("dmix", "wang(0.75)"), ("vdn", "neutral")}
+    riskq, dmix, vdn = (
+        rows[("riskq", "wang(0.75)")],
+        rows[("dmix", "wang(0.75)")],
+        rows[("vdn", "neutral")],
+    )
+    assert riskq["seeds"] == dmix["seeds"] == vdn["seeds"] == "4"  # the running run is left out
+    assert riskq["return: IQM [95% CI]"].startswith("2.5 [")  # middle two of 1, 2, 3, 4
+    assert riskq["CVaR(0.2): IQM [95% CI]"] == "-1 [-1, -1]"
+    assert riskq["falls: IQM [95% CI]"] == "0.1 [0.1, 0.1]"
+    assert dmix["CVaR(0.2): IQM [95% CI]"].startswith("-3.5 [")  # middle two of -5 .. -2
+    assert vdn["falls: IQM [95% CI]"].startswith("0.55 [")
+    assert riskq["P(RiskQ > algo): return"] == "-"
+    assert dmix["P(RiskQ > algo): return"] == "1 [1, 1]"  # every RiskQ run beats every DMIX run
+    assert dmix["P(RiskQ > algo): CVaR(0.2)"] == "1 [1, 1]"
+    assert vdn["P(RiskQ > algo): return"].startswith("0.5 [")  # the same returns
+    assert vdn["P(RiskQ > algo): CVaR(0.2)"] == "1 [1, 1]"
+    assert (out / "baselines_macn_iqm.png").stat().st_size > 10_000
+    assert (out / "baselines_macn_iqm.svg").is_file()

@@ -1,0 +1,282 @@
+"""The optimised learner update against a plain implementation of the same maths.
+
+The plain update below is written for reading, not speed: every action's quantiles from
+``nn.GRU`` with autograd, all of them sorted, risk-greedy selection by the online network, the
+target network's quantiles gathered at that action, mixed, TD(lambda) by a loop over time, and
+the quantile Huber loss (squared TD error for expected-value mixers) from its formula. Same
+batch, same weights: the loss and every parameter gradient must agree to 1e-5.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from riskq import kernels
+from riskq.config import compose_config
+from riskq.experiment import build_experiment
+from riskq.kernels import action_head, gru_sequences, sort_quantiles
+from riskq.quantiles import quantile_huber_loss, quantile_midpoints
+from riskq.targets import td_lambda_targets
+
+ROOT = Path(__file__).resolve().parents[1]
+ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))
+TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
+TIGHT = {"atol": 1e-10, "rtol": 1e-8}  # float64: catches a 0.1% error in any gradient path
+
+
+# ----------------------------------------------------------------------------- plain update
+def plain_inputs(batch, n_actions: int) -> torch.Tensor:
+    """[B, T+1, N, O + A + N]: observation, one-hot last action (zero at t = 0), agent id."""
+    onehot = torch.nn.functional.one_hot(batch.actions, n_actions).to(batch.obs.dtype)
+    last = torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)
+    batch_size, steps, n_agents, _ = batch.obs.shape
+    ids = torch.eye(n_agents, dtype=batch.obs.dtype).expand(batch_size, steps, n_agents, n_agents)
+    return torch.cat([batch.obs, last, ids], dim=-1)
+
+
+def plain_quantiles(agent, inputs: torch.Tensor) -> torch.Tensor:
+    """Every action's quantiles [B, T, N, A, K], sorted, through nn.GRU and the full head."""
+    batch_size, steps, n_agents, _ = inputs.shape
+    outputs = []
+    for i in range(n_agents):
+        core = agent.cores[0 if agent.shared else i]
+        encoded = torch.relu(core.encoder(inputs[:, :, i]))  # [B, T, H]
+        start = torch.zeros(1, batch_size, agent.hidden_dim, dtype=inputs.dtype)
+        sequence, _ = core.gru(encoded.transpose(0, 1), start)  # time-major GRU
+        outputs.append(core.head(sequence.transpose(0, 1)))  # [B, T, A*K]
+    stacked = torch.stack(outputs, dim=2)
+    quantiles = stacked.view(batch_size, steps, n_agents, agent.n_actions, agent.n_quantiles)
+    return torch.sort(quantiles, dim=-1).values
+
+
+def plain_td_lambda(reward, terminated, mask, next_values, gamma, td_lambda):
+    """The backward recursion over time, one step at a time."""
+    extra = (1,) * (next_values.dim() - 2)
+    targets = torch.empty_like(next_values)
+    following = next_values[:, -1]
+    for t in reversed(range(reward.shape[1])):
+        discount = gamma * (1.0 - terminated[:, t].to(next_values.dtype)).view(-1, *extra)
+        blended = (1 - td_lambda) * next_values[:, t] + td_lambda * following
+        targets[:, t] = reward[:, t].view(-1, *extra) + discount * blended
+        if t > 0:
+            valid = mask[:, t].view(-1, *extra)
+            following = torch.where(valid, targets[:, t], next_values[:, t - 1])
+    return targets
+
+
+def plain_quantile_huber(pred, target, kappa):
+    """sum_k mean_j |tau_k - 1{td < 0}| Huber(td), td = target_j - pred_k."""
+    tau = (torch.arange(pred.shape[-1], dtype=pred.dtype) + 0.5) / pred.shape[-1]
+    td = target.unsqueeze(-2) - pred.unsqueeze(-1)  # [..., K, J]
+    weight = (tau.unsqueeze(-1) - (td < 0).to(td.dtype)).abs()
+    huber = torch.where(td.abs() <= kappa, 0.5 * td * td, kappa * (td.abs() - 0.5 * kappa))
+    return (weight * huber).mean(-1).sum(-1)
+
+
+def plain_mix(mixer, quantiles, batch, steps):
+    features = batch.agent_features[:, steps]
+    return mixer(quantiles, batch.state[:, steps], features if features.shape[-1] else None)
+
+
+def plain_objective(learner, batch):
+    """(loss, predicted, targets) of one update, computed plainly."""
+    cfg, dtype = learner.cfg, batch.obs.dtype
+    inputs = plain_inputs(batch, learner.n_actions)  # [B, T+1, N, I]
+    online = plain_quantiles(learner.agent, inputs)  # [B, T+1, N, A, K] sorted
+    with torch.no_grad():
+        weights = learner.risk_fn.weights(online.shape[-1], dtype=dtype)  # [K]
+        psi = (online[:, 1:] * weights).sum(-1)  # [B, T, N, A]
+        psi = psi.masked_fill(~batch.avail_actions[:, 1:], float("-inf"))
+        greedy = psi.argmax(-1, keepdim=True)  # [B, T, N, 1]
+        target_all = plain_quantiles(learner.target_agent, inputs)[:, 1:]
+        index = greedy.unsqueeze(-1).expand(*greedy.shape, target_all.shape[-1])
+        target_quantiles = target_all.gather(-2, index).squeeze(-2)  # [B, T, N, K]
+        next_values = plain_mix(learner.target_mixer, target_quantiles, batch, slice(1, None))
+        targets = plain_td_lambda(
+            batch.reward, batch.terminated, batch.mask, next_values, cfg.gamma, cfg.td_lambda
+        )
+    taken = batch.actions[..., None, None].expand(*batch.actions.shape, 1, online.shape[-1])
+    chosen = online[:, :-1].gather(-2, taken).squeeze(-2)  # [B, T, N, K]
+    predicted = plain_mix(learner.mixer, chosen, batch, slice(None, -1))
+    if learner.mixer.distributional:
+        per_step = plain_quantile_huber(predicted, targets, cfg.huber_kappa)
+    else:
+        per_step = (predicted - targets).pow(2).squeeze(-1)
+    per_step = per_step.flatten(2).mean(-1) if per_step.dim() > 2 else per_step  # [B, T]
+    weights = batch.mask.to(dtype)
+    return (per_step * weights).sum() / weights.sum(), predicted, targets
+
+
+# ----------------------------------------------------------------------------- fixtures
+def learner_and_batch(algo: str, env: str, *, shared: bool = True, dtype=torch.float32):
+    overrides = [
+        f"algo={algo}",
+        f"env={env}",
+        "algo.agent.hidden_dim=16",
+        f"algo.agent.shared={str(shared).lower()}",
+        "algo.batch_size=6",
+        "num_envs=4",
+        "eval_episodes=2",
+        "seed=3",
+    ]
+    if env == "macf":
+        overrides += ["env.args.episode_limit=15"]
+    if compose_config(overrides).algo.agent.n_quantiles > 1:
+        overrides += ["algo.agent.n_quantiles=8"]
+    exp = build_experiment(compose_config(overrides))
+    for _ in range(3):
+        exp.buffer.add(exp.runner.collect(epsilon=1.0).batch)
+    batch = exp.buffer.sample(6, np.random.default_rng(0))
+    learner = exp.learner
+    modules = (learner.agent, learner.mixer, learner.target_agent, learner.target_mixer)
+    for module in modules:
+        module.to(dtype)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # a target network that differs from the online one
+        for module in (learner.target_agent, learner.target_mixer):
+            for parameter in module.parameters():
+                parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator).to(dtype))
+    floats = {k: v.to(dtype) for k, v in batch.tensors().items() if v.is_floating_point()}
+    return learner, type(batch)(**{**batch.tensors(), **floats})
+
+
+def gradients(learner, loss) -> dict[str, torch.Tensor]:
+    named = [*learner.agent.named_parameters(), *learner.mixer.named_parameters()]
+    grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+    return {
+        name: torch.zeros_like(p) if g is None else g
+        for (name, p), g in zip(named, grads, strict=True)
+    }
+
+
+def assert_same_update(learner, batch, tolerance=TOLERANCE):
+    plain_loss, plain_predicted, plain_targets = plain_objective(learner, batch)
+    loss, predicted, targets = learner.objective(batch)
+    valid = batch.mask
+    torch.testing.assert_close(targets[valid], plain_targets[valid], **tolerance)
+    torch.testing.assert_close(predicted[valid], plain_predicted[valid], **tolerance)
+    torch.testing.assert_close(loss, plain_loss, **tolerance)
+    expected, got = gradients(learner, plain_loss), gradients(learner, loss)
+    assert any(g.abs().sum() > 0 for g in expected.values())
+    for name, grad in expected.items():
+        torch.testing.assert_close(got[name], grad, **tolerance, msg=lambda m, n=name: f"{n}: {m}")
+
+
+# ----------------------------------------------------------------------------- tests
+@pytest.fixture(params=["dense", "grouped"])
+def head_path(request, monkeypatch):
+    """Both ways of evaluating the head at the taken actions (riskq.kernels.action_head)."""
+    if request.param == "grouped":
+        monkeypatch.setattr(kernels, "DENSE_HEAD_MACS", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("env", ["macf", "matrix"])
+def test_update_equals_plain_update(algo, env, head_path):
+    learner, batch = learner_and_batch(algo, env)
+    assert_same_update(learner, batch)
+
+
+@pytest.mark.parametrize("algo", ["riskq", "dmix", "qmix"])
+def test_update_equals_plain_update_per_agent_networks_in_float64(algo, head_path):
+    learner, batch = learner_and_batch(algo, "macn", shared=False, dtype=torch.float64)
+    assert not batch.mask.all()  # padded episodes of different lengths
+    assert_same_update(learner, batch, TIGHT)
+
+
+def test_update_step_changes_only_online_parameters():
+    learner, batch = learner_and_batch("riskq", "macf")
+    target = [p.clone() for p in learner.target_agent.parameters()]
+    online = [p.clone() for p in learner.agent.parameters()]
+    metrics = learner.update(batch, episodes_seen=0)
+    assert set(metrics) == {"loss", "grad_norm", "joint_mean", "target_mean"}
+    after_target, after_online = learner.target_agent.parameters(), learner.agent.parameters()
+    assert all(torch.equal(a, b) for a, b in zip(target, after_target, strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(online, after_online, strict=True))
+
+
+def test_gru_sequences_equal_nn_gru_with_a_frozen_set():
+    torch.manual_seed(0)
+    grus = [torch.nn.GRU(5, 7) for _ in range(3)]
+    grus[2].requires_grad_(False)  # frozen, like the target network
+    inputs = torch.randn(3, 6, 4, 5)  # [S, T, B', I]
+    hidden = torch.randn(3, 4, 7)  # [S, B', H]
+    trainable_inputs = inputs[:2].clone().requires_grad_()
+    got = gru_sequences(grus[:2], trainable_inputs, hidden, grus[2:], inputs[2:])  # [S, T, B', H]
+    upstream = torch.randn(got.shape)
+    (got * upstream).sum().backward()
+    for s, gru in enumerate(grus):
+        x = inputs[s].clone().requires_grad_(s < 2)
+        expected, _ = gru(x, hidden[s].unsqueeze(0))
+        torch.testing.assert_close(got[s], expected, **TOLERANCE)
+        if s < 2:
+            grads = torch.autograd.grad((expected * upstream[s]).sum(), [x, *gru.parameters()])
+            torch.testing.assert_close(trainable_inputs.grad[s], grads[0], **TOLERANCE)
+            for parameter, grad in zip(gru.parameters(), grads[1:], strict=True):
+                torch.testing.assert_close(parameter.grad, grad, **TOLERANCE)
+    assert all(p.grad is None for p in grus[2].parameters())
+
+
+def test_action_head_equals_full_head_gathered_with_empty_groups(head_path):
+    torch.manual_seed(0)
+    head = torch.nn.Linear(6, 5 * 4)  # A = 5 actions, K = 4
+    features = torch.randn(3, 7, 6, requires_grad=True)
+    actions = torch.randint(0, 3, (3, 7))  # actions 3 and 4 are never taken
+    upstream = torch.randn(3, 7, 4)
+    got = action_head(head, features, actions, 5)
+    got_grads = torch.autograd.grad((got * upstream).sum(), [features, *head.parameters()])
+    full = head(features).view(3, 7, 5, 4)
+    expected = full.gather(-2, actions[..., None, None].expand(3, 7, 1, 4)).squeeze(-2)
+    grads = torch.autograd.grad((expected * upstream).sum(), [features, *head.parameters()])
+    torch.testing.assert_close(got, expected, **TOLERANCE)
+    for a, b in zip(got_grads, grads, strict=True):
+        torch.testing.assert_close(a, b, **TOLERANCE)
+
+
+def test_differentiable_sort_equals_torch_sort():
+    values = torch.randn(4, 3, 9, requires_grad=True)
+    upstream = torch.randn(4, 3, 9)
+    got = sort_quantiles(values)
+    expected = torch.sort(values, dim=-1).values
+    torch.testing.assert_close(got, expected)
+    got_grad = torch.autograd.grad((got * upstream).sum(), values)
+    expected_grad = torch.autograd.grad((expected * upstream).sum(), values)
+    torch.testing.assert_close(got_grad, expected_grad)
+    unsorted = torch.randn(70_000, 4)  # long enough to be split over threads
+    torch.testing.assert_close(sort_quantiles(unsorted), torch.sort(unsorted, dim=-1).values)
+
+
+def test_td_lambda_equals_the_loop_on_padded_episodes():
+    generator = torch.Generator().manual_seed(0)
+    reward = torch.randn(5, 13, generator=generator)
+    lengths = torch.tensor([13, 9, 1, 5, 13])
+    mask = torch.arange(13) < lengths.unsqueeze(1)  # [B, T]
+    terminated = torch.zeros(5, 13, dtype=torch.bool)
+    terminated[1, 8] = terminated[2, 0] = True  # episodes 0, 3, 4 are truncated
+    next_values = torch.randn(5, 13, 3, generator=generator)
+    got = td_lambda_targets(
+        reward=reward,
+        terminated=terminated,
+        mask=mask,
+        next_values=next_values,
+        gamma=0.9,
+        td_lambda=0.6,
+    )
+    expected = plain_td_lambda(reward, terminated, mask, next_values, 0.9, 0.6)
+    torch.testing.assert_close(got[mask], expected[mask], **TOLERANCE)
+
+
+def test_quantile_loss_across_block_boundaries_equals_the_formula():
+    generator = torch.Generator().manual_seed(0)
+    pred = torch.randn(3, 150, 32, generator=generator, requires_grad=True)  # 450 rows
+    target = torch.randn(3, 150, 32, generator=generator)
+    got = quantile_huber_loss(pred, target, quantile_midpoints(32), kappa=1.0)
+    expected = plain_quantile_huber(pred, target, kappa=1.0)
+    torch.testing.assert_close(got, expected, **TOLERANCE)
+    upstream = torch.randn(3, 150, generator=generator)
+    got_grad = torch.autograd.grad((got * upstream).sum(), pred)
+    expected_grad = torch.autograd.grad((expected * upstream).sum(), pred)
+    torch.testing.assert_close(got_grad, expected_grad, **TOLERANCE)

@@ -1,0 +1,276 @@
+"""The JaxMARL SMAX adapter (envs/smax.py) against raw JaxMARL stepping, the BatchedEnv contract
+(frozen ends, truncation, seeding, masks), the PettingZoo API, and short RiskQ and QMIX runs.
+
+Tests that need the ``smax`` extra skip without it. Batched envs here have E = 4 copies, so the
+3m step is compiled for E = 4 and for E = 1 (the PettingZoo view) and once for the raw twin,
+about half a minute each on the first run; JAX's persistent cache keeps them for later runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import envs
+from riskq.config import compose_config
+from riskq.experiment import build_experiment
+from riskq.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "env"
+E = 4  # env copies in every batched test (one compilation for the module)
+# SMAC name -> (N allies, A actions, O observation, S state); from the scenario definitions:
+# A = 5 + enemies, O = 13 * (allies - 1 + enemies) + 10, S = 12 * (allies + enemies), F = 10
+MAPS = {
+    "3m": (3, 8, 75, 72),
+    "2s3z": (5, 10, 127, 120),
+    "3s_vs_5z": (3, 10, 101, 96),
+    "5m_vs_6m": (5, 11, 140, 132),
+}
+STOP = 4  # SMAX's stop action, the only one a dead ally has
+
+
+@pytest.fixture(scope="module")
+def jaxmarl():
+    return pytest.importorskip("jaxmarl", reason="needs the smax extra: pip install -e '.[smax]'")
+
+
+def load_args(label: str) -> dict:
+    return yaml.safe_load((CONFIGS / f"{label}.yaml").read_text())["env"]["args"]
+
+
+def make(seed: int = 0, **overrides) -> envs.BatchedEnv:
+    return envs.make_batched_env(
+        "smax", num_envs=E, seed=seed, **{**load_args("smax_3m"), **overrides}
+    )
+
+
+def random_actions(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random available action per agent: avail [E, N, A] -> [E, N]."""
+    scores = np.where(avail, rng.random(avail.shape), -1.0)  # [E, N, A]
+    return scores.argmax(axis=-1)  # [E, N]
+
+
+def rollout(env: envs.BatchedEnv, *, policy_seed: int = 0, reset_seed: int | None = None):
+    """One episode of random available actions in every copy: (first obs, [(actions, step)])."""
+    rng = np.random.default_rng(policy_seed)
+    first = obs = env.reset(seed=reset_seed)
+    steps, done = [], np.zeros(env.num_envs, dtype=bool)
+    while not done.all():
+        actions = random_actions(obs.avail_actions, rng)
+        result = env.step(actions)
+        steps.append((actions, result))
+        done |= result.terminated | result.truncated
+        obs = result.next_obs
+    return first, steps
+
+
+class RawTwin:
+    """One copy stepped with raw JaxMARL calls and the adapter's key schedule: PRNGKey(seed),
+    split once for the reset and once per step; no auto-reset (``step_env``). Twins share one
+    JaxMARL env (its jitted methods compile once per env object)."""
+
+    def __init__(self, env, seed: int) -> None:
+        import jax
+
+        self.jax, self.env = jax, env
+        self.key, reset_key = jax.random.split(jax.random.PRNGKey(seed))
+        self.obs, state = env.reset(reset_key)
+        self.state = jax.tree.map(np.asarray, state)  # no weak types: step compiles once
+
+    def step(self, actions: np.ndarray) -> tuple[float, bool]:
+        """Actions [N] -> (ally reward, SMAX's done)."""
+        self.key, step_key = self.jax.random.split(self.key)
+        joint = {agent: np.int32(actions[i]) for i, agent in enumerate(self.env.agents)}
+        self.obs, self.state, rewards, dones, _ = self.env.step_env(step_key, self.state, joint)
+        self.state = self.jax.tree.map(np.asarray, self.state)
+        return float(rewards["ally_0"]), bool(dones["__all__"])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Obs [N, O], world state [S], avail [N, A] of the twin's current state."""
+        obs = np.stack([np.asarray(self.obs[a]) for a in self.env.agents])
+        masks = self.env.get_avail_actions(self.state)
+        avail = np.stack([np.asarray(masks[a], dtype=bool) for a in self.env.agents])
+        return obs, np.asarray(self.obs["world_state"]), avail
+
+    def alive(self) -> np.ndarray:
+        return np.asarray(self.state.state.unit_alive)  # [allies + enemies]
+
+
+def copy_seeds(seed: int, count: int) -> list[int]:
+    """The per-copy seeds the adapter draws from default_rng(seed) (its contract)."""
+    return [int(s) for s in np.random.default_rng(seed).integers(2**31 - 1, size=count)]
+
+
+@pytest.mark.parametrize("map_name", sorted(MAPS))
+def test_every_config_builds_its_scenario(jaxmarl, map_name):
+    args = load_args(f"smax_{map_name}")
+    assert args["map_name"] == map_name
+    info = envs.make_batched_env("smax", num_envs=2, **args).info
+    n, a, o, s = MAPS[map_name]
+    assert (info.n_agents, info.n_actions, info.obs_dim, info.state_dim) == (n, a, o, s)
+    assert (info.agent_feature_dim, info.episode_limit) == (10, 100)
+    assert info.metric_names == ("win_rate", "allies_dead", "enemies_killed")
+
+
+def test_adapter_matches_raw_jaxmarl_and_freezes_ended_copies(jaxmarl):
+    env = make(seed=7)
+    first, steps = rollout(env, policy_seed=1)
+    from jaxmarl.environments.smax import map_name_to_scenario
+
+    raw = jaxmarl.make("HeuristicEnemySMAX", scenario=map_name_to_scenario("3m"))
+    twins = [RawTwin(raw, s) for s in copy_seeds(7, E)]
+    for e, twin in enumerate(twins):
+        obs, world, avail = twin.arrays()
+        np.testing.assert_allclose(first.obs[e], obs, atol=1e-6)
+        np.testing.assert_allclose(first.state[e], world, atol=1e-6)
+        np.testing.assert_array_equal(first.avail_actions[e], avail)
+        np.testing.assert_array_equal(first.agent_features[e], first.state[e, :30].reshape(3, 10))
+    ended = np.zeros(E, dtype=bool)
+    for actions, result in steps:
+        frozen = ended.copy()
+        for e in np.flatnonzero(~ended):
+            reward, done = twins[e].step(actions[e])  # SMAX's done: a battle end before step 101
+            obs, world, avail = twins[e].arrays()
+            assert result.reward[e] == pytest.approx(reward, abs=1e-6)
+            assert result.terminated[e] == done and not result.truncated[e]
+            np.testing.assert_allclose(result.next_obs.obs[e], obs, atol=1e-6)
+            np.testing.assert_allclose(result.next_obs.state[e], world, atol=1e-6)
+            np.testing.assert_array_equal(result.next_obs.avail_actions[e], avail)
+        assert (result.reward[frozen] == 0).all()
+        assert not (result.terminated | result.truncated)[frozen].any()
+        ended |= result.terminated
+    assert ended.all() and len(steps) < 100
+    metrics = env.episode_metrics()
+    for e, twin in enumerate(twins):
+        allies, enemies = twin.alive()[:3], twin.alive()[3:]
+        assert metrics["allies_dead"][e] == (~allies).sum()
+        assert metrics["enemies_killed"][e] == (~enemies).sum()
+        assert metrics["win_rate"][e] == float(allies.any() and not enemies.any())
+    assert metrics["allies_dead"].tolist() == [3.0] * E  # random allies lose every battle
+    dead = steps[-1][1].next_obs  # every ally dead: zero observations, only stop available
+    assert not dead.obs.any() and (dead.avail_actions.sum(-1) == 1).all()
+    assert dead.avail_actions[..., STOP].all()
+
+
+def test_time_limit_is_a_truncation_and_the_copy_then_freezes(jaxmarl):
+    env = make(seed=3, episode_limit=3)  # the teams start 16 apart: nobody dies in 3 steps
+    obs = env.reset()
+    stop = np.full((E, 3), STOP)
+    ends = [env.step(stop) for _ in range(3)]
+    assert [r.truncated.tolist() for r in ends] == [[False] * E, [False] * E, [True] * E]
+    assert not any(r.terminated.any() for r in ends)
+    after = env.step(stop)
+    assert not (after.truncated | after.terminated).any() and not after.reward.any()
+    np.testing.assert_array_equal(after.next_obs.obs, ends[-1].next_obs.obs)
+    assert env.episode_metrics()["allies_dead"].tolist() == [0.0] * E
+    assert obs.obs.shape == (E, 3, 75)
+
+
+def test_unavailable_actions_are_refused(jaxmarl):
+    env = make()
+    avail = env.reset().avail_actions  # [E, N, A]: enemies out of range, no attack available
+    assert avail[..., :5].all() and not avail[..., 5:].any()
+    with pytest.raises(ValueError, match="unavailable"):
+        env.step(np.full((E, 3), 5))
+
+
+def test_same_seed_same_trajectory_and_rng_state_resumes(jaxmarl):
+    def trajectory(env, reset_seed=None):
+        first, steps = rollout(env, policy_seed=5, reset_seed=reset_seed)
+        return [first.obs, *[r.next_obs.obs for _, r in steps], *[r.reward for _, r in steps]]
+
+    seeded = trajectory(make(seed=11))
+    reseeded = trajectory(make(seed=99), reset_seed=11)
+    for a, b in zip(seeded, reseeded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(seeded[0], trajectory(make(seed=12))[0])
+    env = make(seed=4)
+    env.reset()
+    saved = env.rng_state()
+    expected = trajectory(env)
+    env.reset()
+    env.set_rng_state(saved)
+    for a, b in zip(trajectory(env), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_map_and_attack_mode_list_the_choices(jaxmarl):
+    with pytest.raises(ValueError, match=r"unknown map_name '3z'; valid choices: .*3m"):
+        make(map_name="3z")
+    with pytest.raises(ValueError, match="unknown attack_mode 'weakest'; valid choices"):
+        make(attack_mode="weakest")
+
+
+def test_parallel_env_passes_pettingzoo_api_test(jaxmarl, monkeypatch):
+    from pettingzoo.test import parallel_test
+
+    # parallel_api_test samples actions without masks (it reads masks from observations only);
+    # SMAX refuses unavailable actions, so sample with the wrapper's infos["action_mask"].
+    def masked_sample(env, obs, agent):
+        return env.action_space(agent).sample(mask=env._infos()[agent]["action_mask"])
+
+    monkeypatch.setattr(parallel_test, "sample_action", masked_sample)
+    env = envs.make_parallel_env("smax", seed=0, **load_args("smax_3m"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parallel_test.parallel_api_test(env, num_cycles=env.env.info.episode_limit + 1)
+
+
+@pytest.mark.parametrize("algo", ["riskq", "qmix"])
+def test_short_training_run_on_3m_logs_win_rate(jaxmarl, tmp_path, algo):
+    overrides = [
+        "env=smax_3m",
+        f"algo={algo}",
+        "risk=wang",
+        "t_max=300",
+        f"num_envs={E}",
+        f"eval_episodes={E}",
+        "eval_interval=150",
+        "log_interval=100",
+        "algo.batch_size=4",
+        "algo.buffer_size=64",
+        "algo.agent.n_quantiles=8",
+        "progress=false",
+    ]
+    cfg = compose_config(overrides)
+    summary = train(cfg, tmp_path, build_experiment(cfg))
+    assert summary["t_env"] >= 300 and summary["updates"] > 0
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train/loss"] for r in records if r.get("train/loss") is not None]
+    assert losses and np.isfinite(losses).all()
+    evals = [r for r in records if "eval/win_rate" in r]
+    assert len(evals) >= 2
+    assert 0.0 <= summary["eval/win_rate"] <= 1.0
+    assert 0.0 <= summary["eval/allies_dead"] <= 3.0
+    assert 0.0 <= summary["eval/enemies_killed"] <= 3.0
+    assert 0 < summary["eval/episode_length"] <= 100
+
+
+def test_missing_extra_is_one_line_naming_it(tmp_path):
+    """Without jaxmarl (blocked here), env=smax_3m stops with one line and exit code 2."""
+    code = (
+        "import sys; sys.modules['jaxmarl'] = None; "
+        "from riskq.train import main; sys.argv = ['riskq-train', *sys.argv[1:]]; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "env=smax_3m", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "riskq-train: error: env 'smax' map '3m' needs the optional package 'jaxmarl' "
+        "(module 'jaxmarl' is missing): pip install -e '.[smax]'"
+    ]
