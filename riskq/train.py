@@ -12,6 +12,7 @@ failed start-ups) live in ``riskq.run_dir``; every error is one line (``riskq.cl
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -252,6 +253,23 @@ def start(cfg: TrainConfig, run_dir: Path, state: dict | None, hydra_cfg) -> dic
     return train(cfg, run_dir, exp, state=state)
 
 
+def sweep_threads(threads: int, launcher: DictConfig) -> int:
+    """Torch threads of one sweep job: ``threads`` capped at the cores each concurrent job has.
+
+    Jobs that share cores must not each spin several threads (a multi-threaded op waits for the
+    busiest core): the joblib launcher's ``n_jobs`` runs share ``os.cpu_count()`` cores, and
+    submitit's ``cpus_per_task`` is the cores a job gets. The basic launcher runs one job at a time.
+    """
+    cores = os.cpu_count() or 1
+    n_jobs = OmegaConf.select(launcher, "n_jobs", default=None)
+    if n_jobs is not None and int(n_jobs) > 0:
+        cores = max(1, cores // int(n_jobs))
+    cpus = OmegaConf.select(launcher, "cpus_per_task", default=None)
+    if cpus is not None and int(cpus) > 0:
+        cores = min(cores, int(cpus))
+    return max(1, min(threads, cores))
+
+
 def train_from_config(raw: DictConfig) -> None:
     """One training run from its composed config.
 
@@ -261,7 +279,7 @@ def train_from_config(raw: DictConfig) -> None:
     cfg: TrainConfig = OmegaConf.to_object(raw)
     cfg = replace(cfg, risk=canonical_risk(cfg.risk))  # config.yaml stores one level: param
     if hydra_cfg.mode == RunMode.MULTIRUN:  # parallel runs would garble one console
-        cfg = replace(cfg, progress=False)
+        cfg = replace(cfg, progress=False, threads=sweep_threads(cfg.threads, hydra_cfg.launcher))
     run_dir, state = Path(hydra_cfg.runtime.output_dir), None
     if cfg.resume is not None:
         state = load_checkpoint(cfg.resume)  # read-only checks first

@@ -188,3 +188,22 @@ def test_every_risk_config_composes_and_builds_its_measure(risk):
 def test_risk_alpha_alias_sets_the_level():
     cfg = compose_config(["risk=cvar", "risk.alpha=0.3"])
     assert cfg.risk.level() == 0.3
+
+
+@pytest.mark.parametrize(
+    ("launcher", "threads", "expected"),
+    [
+        ({}, 2, 2),  # basic launcher: one job at a time keeps the run's threads
+        ({"n_jobs": 2}, 2, 1),  # joblib, 2 jobs on 2 cores: one core each
+        ({"n_jobs": 1}, 2, 2),
+        ({"n_jobs": 2}, 1, 1),
+        ({"cpus_per_task": 1}, 4, 1),  # submitit: the cores a task gets
+    ],
+)
+def test_sweep_jobs_get_at_most_their_share_of_the_cores(launcher, threads, expected, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from riskq.train import sweep_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert sweep_threads(threads, OmegaConf.create(launcher)) == expected
