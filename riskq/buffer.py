@@ -50,9 +50,6 @@ class EpisodeBatch:
             }
         )
 
-    def to(self, device: torch.device | str) -> EpisodeBatch:
-        return EpisodeBatch(**{name: v.to(device) for name, v in self.tensors().items()})
-
 
 class ReplayBuffer:
     """A ring buffer of whole episodes, stored padded to the env's episode limit."""

@@ -64,6 +64,7 @@ class Mixer(nn.Module):
 
     distributional: bool = True  # the joint output keeps the K quantiles
     joint: bool = True  # False only for independent learners (no joint output)
+    uses_risk_fn: bool = False  # True: make_mixer passes the run's risk measure (risk-mix)
 
     def __init__(
         self,
@@ -72,7 +73,6 @@ class Mixer(nn.Module):
         state_dim: int,
         n_quantiles: int,
         agent_feature_dim: int = 0,
-        risk_fn: RiskFn | None = None,
         cfg: MixerConfig | None = None,
     ) -> None:
         super().__init__()
@@ -244,6 +244,8 @@ class RiskMixer(DMixer):
     it is DMIX, which satisfies DIGM).
     """
 
+    uses_risk_fn = True
+
     def __init__(self, *, risk_fn: RiskFn | None = None, **kwargs) -> None:
         if risk_fn is None:
             raise ValueError("mixer 'risk-mix' needs a risk measure (risk_fn)")
@@ -307,11 +309,13 @@ def make_mixer(
     """Build the mixer registered as ``name`` in MIXERS (ValueError listing the choices)."""
     if name not in MIXERS:
         raise ValueError(f"unknown mixer {name!r}; valid choices: {sorted(MIXERS)}")
-    return MIXERS[name](
+    cls = MIXERS[name]
+    extra = {"risk_fn": risk_fn} if cls.uses_risk_fn else {}
+    return cls(
         n_agents=n_agents,
         state_dim=state_dim,
         n_quantiles=n_quantiles,
         agent_feature_dim=agent_feature_dim,
-        risk_fn=risk_fn,
         cfg=cfg,
+        **extra,
     )
