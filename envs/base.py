@@ -55,12 +55,22 @@ class BatchedEnv(abc.ABC):
 
     info: EnvInfo
     num_envs: int
+    # Optional hook of envs whose return distribution is known exactly (matrix games): when True
+    # the env also defines exact_optimum(risk_fn) -> (joint action, value),
+    # exact_risk_values(risk_fn) -> [A_1, ..., A_n] and action_label(joint action) -> str, and
+    # riskq.matrix_report adds the learned-vs-optimal check to summary.json.
+    has_exact_optimum: bool = False
 
     def __init__(self, *, num_envs: int = 1, seed: int | None = None) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
         self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: int | None) -> None:
+        """Restart the env's generator from ``seed`` (None keeps it): reset(seed) calls this."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
 
     @abc.abstractmethod
     def reset(self, seed: int | None = None) -> EnvObs:

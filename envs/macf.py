@@ -180,8 +180,7 @@ class CarFollowing(BatchedEnv):
         self.metrics = {name: np.zeros(self.num_envs) for name in METRIC_NAMES}  # [E] each
 
     def reset(self, seed: int | None = None) -> EnvObs:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
         self._init_episode()
         return self._observe()
 

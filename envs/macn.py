@@ -208,8 +208,7 @@ class CliffNavigation(BatchedEnv):
         self.done = np.zeros(n_envs, dtype=bool)  # [E]
 
     def reset(self, seed: int | None = None) -> EnvObs:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
         self._init_episode()
         return self._observe()
 

@@ -155,6 +155,8 @@ class MatrixGame(BatchedEnv):
     in a true termination with the team payoff of the joint action under one shared event.
     """
 
+    has_exact_optimum = True  # exact_optimum, exact_risk_values, action_label below
+
     def __init__(
         self,
         *,
@@ -208,8 +210,7 @@ class MatrixGame(BatchedEnv):
         )
 
     def reset(self, seed: int | None = None) -> EnvObs:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
         self._done = np.zeros(self.num_envs, dtype=bool)  # [E]
         return self._observe()
 

@@ -112,8 +112,7 @@ class PettingZooEnv(BatchedEnv):
         self._steps = np.zeros(E, dtype=np.int64)  # [E]
 
     def reset(self, seed: int | None = None) -> EnvObs:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
         for e, copy_seed in enumerate(seeds_for(self.rng, self.num_envs)):
             observations, infos = self._envs[e].reset(seed=copy_seed)
             self._alive[e] = True

@@ -237,8 +237,7 @@ class SmaxEnv(BatchedEnv):
         self._metrics = np.zeros((num_envs, len(METRIC_NAMES)), np.float32)  # [E, 3]
 
     def reset(self, seed: int | None = None) -> EnvObs:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
+        self.reseed(seed)
         seeds = np.asarray(seeds_for(self.rng, self.num_envs), dtype=np.uint32)  # [E]
         limit = np.int32(self.info.episode_limit)
         self._carry, outputs = self._dynamics.reset(seeds, limit)

@@ -25,7 +25,7 @@ def initial_greedy_report(runner: Runner, *, seed: int) -> dict:
     One greedy evaluation rollout on ``seed``: it draws no random numbers besides re-seeding
     the runner's env, so it leaves training and later evaluations unchanged.
     """
-    if not hasattr(runner.env, "exact_optimum"):
+    if not runner.env.has_exact_optimum:
         return {}
     rollout = runner.collect(epsilon=0.0, seed=seed)
     return {"initial_greedy_action": runner.env.action_label(greedy_joint_action(rollout))}
@@ -35,7 +35,7 @@ def matrix_summary(env: BatchedEnv, rollout: Rollout, risk_fn: RiskMeasure) -> d
     """For envs with an exact return distribution (matrix games), the summary.json entries
     ``greedy_action``, ``optimal_action``, ``optimal_value`` and ``greedy_is_optimal``;
     an empty dict for every other env."""
-    if not hasattr(env, "exact_optimum"):
+    if not env.has_exact_optimum:
         return {}
     greedy = greedy_joint_action(rollout)
     optimal, value = env.exact_optimum(risk_fn)
