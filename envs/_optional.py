@@ -126,19 +126,6 @@ def noop_row(*, width: int) -> np.ndarray:
     return row
 
 
-def check_actions(actions: np.ndarray, avail: np.ndarray, running: np.ndarray) -> np.ndarray:
-    """Actions [E, N] as int64; raise if a running copy picks an unavailable action."""
-    actions = np.asarray(actions, dtype=np.int64)  # [E, N]
-    if actions.shape != avail.shape[:2]:
-        raise ValueError(f"actions shape {actions.shape} != [E, N] {avail.shape[:2]}")
-    if ((actions < 0) | (actions >= avail.shape[2]))[running].any():
-        raise ValueError(f"actions out of range [0, {avail.shape[2]}): {actions.tolist()}")
-    chosen = np.take_along_axis(avail, actions[..., None], axis=2)[..., 0]  # [E, N]
-    if not chosen[running].all():
-        raise ValueError(f"unavailable actions chosen: {actions.tolist()}")
-    return actions
-
-
 def seeds_for(rng: np.random.Generator, count: int) -> Sequence[int]:
     """One reset seed per env copy, drawn from the adapter's generator."""
     return [int(s) for s in rng.integers(2**31 - 1, size=count)]  # [E]

@@ -72,6 +72,42 @@ class BatchedEnv(abc.ABC):
         if seed is not None:
             self.rng = np.random.default_rng(seed)
 
+    def validated_actions(
+        self,
+        actions: np.ndarray,
+        *,
+        avail: np.ndarray | None = None,
+        running: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Integer actions [E, N] as int64, checked once for every env.
+
+        Refuses a wrong shape or dtype and, for running copies (running [E] bool; all when
+        None), actions outside [0, A) and, given avail [E, N, A] bool, unavailable ones.
+        """
+        actions = np.asarray(actions)
+        expected = (self.num_envs, self.info.n_agents)
+        if actions.shape != expected or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(
+                f"actions must have shape {list(expected)} and an integer dtype, "
+                f"got {list(actions.shape)} {actions.dtype}"
+            )
+        running = np.ones(self.num_envs, bool) if running is None else running  # [E]
+        n_actions = self.info.n_actions
+        in_range = (actions >= 0) & (actions < n_actions)  # [E, N]
+        if not in_range[running].all():
+            raise ValueError(f"actions must lie in [0, {n_actions - 1}], got {actions.tolist()}")
+        if avail is not None:
+            index = np.where(in_range, actions, 0)[..., None]  # [E, N, 1]
+            chosen = np.take_along_axis(avail, index, axis=-1)[..., 0]  # [E, N]
+            bad = ~chosen & running[:, None]  # [E, N]
+            if bad.any():
+                copy, agent = np.argwhere(bad)[0]
+                raise ValueError(
+                    f"action {actions[copy, agent]} of agent {agent} (copy {copy}) is not "
+                    "available: unavailable actions are refused"
+                )
+        return actions.astype(np.int64)
+
     @abc.abstractmethod
     def reset(self, seed: int | None = None) -> EnvObs:
         """Start a new episode in every copy; re-seed the env's generator when seed is given."""

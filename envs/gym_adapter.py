@@ -25,7 +25,6 @@ import gymnasium
 import numpy as np
 
 from envs._optional import (
-    check_actions,
     discrete_size,
     import_optional,
     obs_size,
@@ -124,7 +123,7 @@ class GymMultiAgentEnv(BatchedEnv):
 
     def step(self, actions: np.ndarray) -> EnvStep:
         running = ~self._done  # [E]
-        actions = check_actions(actions, self._avail, running)  # [E, N]
+        actions = self.validated_actions(actions, avail=self._avail, running=running)  # [E, N]
         reward = np.zeros(self.num_envs, dtype=np.float32)  # [E]
         terminated = np.zeros(self.num_envs, dtype=bool)  # [E]
         truncated = np.zeros(self.num_envs, dtype=bool)  # [E]

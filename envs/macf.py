@@ -194,16 +194,8 @@ class CarFollowing(BatchedEnv):
             agent_features=features,  # [E, N, F]
         )
 
-    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, N_CARS):
-            raise ValueError(f"actions must have shape [{self.num_envs}, 2], got {actions.shape}")
-        if np.any((actions < 0) | (actions >= self.n_actions)):
-            raise ValueError(f"actions must lie in [0, {self.n_actions - 1}]")
-        return actions
-
     def step(self, actions: np.ndarray) -> EnvStep:
-        actions = self._check_actions(actions)  # [E, N]
+        actions = self.validated_actions(actions)  # [E, N]
         active = ~self.done  # [E]
         accel = accelerations(actions, n_actions=self.n_actions)  # [E, N]
         pos, vel = move_cars(

@@ -227,17 +227,8 @@ class CliffNavigation(BatchedEnv):
             agent_features=reached,  # [E, N, F]
         )
 
-    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.info.n_agents)
-        if actions.shape != expected:
-            raise ValueError(f"actions must have shape {list(expected)}, got {actions.shape}")
-        if np.any((actions < 0) | (actions >= len(MOVES))):
-            raise ValueError(f"actions must lie in [0, {len(MOVES) - 1}]")
-        return actions.astype(np.int64)
-
     def step(self, actions: np.ndarray) -> EnvStep:
-        actions = self._check_actions(actions)  # [E, N]
+        actions = self.validated_actions(actions)  # [E, N]
         moving = ~self.done[:, None] & ~self.reached  # [E, N]
         slipped = self.rng.random(moving.shape) < self.slip_prob  # [E, N]
         cells, fell = move_agents(

@@ -214,28 +214,11 @@ class MatrixGame(BatchedEnv):
         self._done = np.zeros(self.num_envs, dtype=bool)  # [E]
         return self._observe()
 
-    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
-        """Integer actions [E, N]; out-of-range or unavailable actions of running copies refused."""
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.info.n_agents)
-        if actions.shape != expected or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be integers of shape {expected}, got {actions.shape}")
-        in_range = (actions >= 0) & (actions < self.info.n_actions)  # [E, N]
-        clipped = np.where(in_range, actions, 0)  # [E, N]
-        valid = in_range & self._avail[np.arange(expected[1]), clipped]  # [E, N]
-        bad = ~valid & ~self._done[:, None]  # [E, N]
-        if np.any(bad):
-            copy, agent = np.argwhere(bad)[0]
-            raise ValueError(
-                f"action {actions[copy, agent]} of agent {agent} (copy {copy}) is not available; "
-                f"valid: 0..{len(self.action_names[agent]) - 1}"
-            )
-        return clipped
-
     def step(self, actions: np.ndarray) -> EnvStep:
         if self._done is None:
             raise RuntimeError("call reset() before step()")
-        actions = self._check_actions(actions)  # [E, N]
+        avail = np.broadcast_to(self._avail, (self.num_envs, *self._avail.shape))  # [E, N, A]
+        actions = self.validated_actions(actions, avail=avail, running=~self._done)  # [E, N]
         events = self.rng.choice(self.event_probs.size, size=self.num_envs, p=self.event_probs)
         payoff = self._padded_payoffs[(*actions.T, events)]  # [E]
         running = ~self._done  # [E]

@@ -25,7 +25,6 @@ import numpy as np
 
 from envs._optional import (
     avail_row,
-    check_actions,
     discrete_size,
     import_optional,
     noop_row,
@@ -123,7 +122,7 @@ class PettingZooEnv(BatchedEnv):
 
     def step(self, actions: np.ndarray) -> EnvStep:
         running = ~self._done  # [E]
-        actions = check_actions(actions, self._avail, running)  # [E, N]
+        actions = self.validated_actions(actions, avail=self._avail, running=running)  # [E, N]
         reward = np.zeros(self.num_envs, dtype=np.float32)  # [E]
         terminated = np.zeros(self.num_envs, dtype=bool)  # [E]
         truncated = np.zeros(self.num_envs, dtype=bool)  # [E]

@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from envs._optional import check_actions, seeds_for
+from envs._optional import seeds_for
 from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
 
 NAME = "smax"
@@ -247,7 +247,7 @@ class SmaxEnv(BatchedEnv):
     def step(self, actions: np.ndarray) -> EnvStep:
         if self._carry is None:
             raise RuntimeError(f"env '{NAME}': call reset() before step()")
-        actions = check_actions(actions, self._avail, ~self._done)  # [E, N]
+        actions = self.validated_actions(actions, avail=self._avail, running=~self._done)  # [E, N]
         self._carry, outputs = self._dynamics.step(self._carry, actions.astype(np.int32))
         next_obs, reward, terminated, truncated = self._unpack(outputs)
         self._done |= terminated | truncated

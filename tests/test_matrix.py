@@ -130,10 +130,12 @@ def test_step_refuses_bad_calls():
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros((2, 2), dtype=int))
     env.reset()
-    with pytest.raises(ValueError, match=r"shape \(2, 2\), got \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"shape \[2, 2\] and an integer dtype, got \[2, 3\]"):
         env.step(np.zeros((2, 3), dtype=int))
-    with pytest.raises(ValueError, match="action 3 of agent 1"):
+    with pytest.raises(ValueError, match=r"must lie in \[0, 2\], got \[\[0, 0\], \[0, 3\]\]"):
         env.step(np.array([[0, 0], [0, 3]]))
+    with pytest.raises(ValueError, match="integer dtype"):
+        env.step(np.zeros((2, 2)))
 
 
 BAD_ARGS = [
