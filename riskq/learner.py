@@ -15,7 +15,12 @@ import torch
 from riskq.buffer import EpisodeBatch
 from riskq.config import AlgoConfig
 from riskq.kernels import retain_freed_memory, sort_quantiles, sort_quantiles_
-from riskq.networks import RecurrentQuantileAgent, build_agent_inputs, sequence_features
+from riskq.networks import (
+    RecurrentQuantileAgent,
+    build_agent_inputs,
+    previous_actions_onehot,
+    sequence_features,
+)
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.risk import RiskMeasure
 from riskq.targets import masked_argmax, td_lambda_targets
@@ -23,8 +28,7 @@ from riskq.targets import masked_argmax, td_lambda_targets
 
 def agent_inputs(batch: EpisodeBatch, n_actions: int) -> torch.Tensor:
     """Per-step agent inputs of a batch: [B, T+1, N, O + A + N] (last action zero at t = 0)."""
-    onehot = torch.nn.functional.one_hot(batch.actions, n_actions).float()  # [B, T, N, A]
-    last = torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)  # [B, T+1, N, A]
+    last = previous_actions_onehot(batch.actions, n_actions)  # [B, T+1, N, A]
     return build_agent_inputs(batch.obs, last)  # [B, T+1, N, I]
 
 

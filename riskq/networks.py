@@ -52,6 +52,21 @@ def build_agent_inputs(obs: torch.Tensor, last_actions_onehot: torch.Tensor) -> 
     return torch.cat([obs, last_actions, agent_ids], dim=-1)  # [..., N, O + A + N]
 
 
+def actions_onehot(actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """actions [..., N] long -> one-hot [..., N, A] float: the last-action part of agent inputs."""
+    return torch.nn.functional.one_hot(actions, n_actions).float()  # [..., N, A]
+
+
+def previous_actions_onehot(actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """Last-action inputs of whole episodes: actions [B, T, N] -> [B, T+1, N, A].
+
+    Step t sees the one-hot of the action taken at t - 1 and zeros at t = 0 (nothing precedes
+    an episode's start), as the runner feeds them one step at a time.
+    """
+    onehot = actions_onehot(actions, n_actions)  # [B, T, N, A]
+    return torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)  # [B, T+1, N, A]
+
+
 class _QuantileCore(nn.Module):
     """One parameter set: Linear -> ReLU -> GRU (``encoder``, ``gru``), then Linear(H, A*K)
     (``head``). Run by ``sequence_features`` (all cores of one or more agents in one time loop).

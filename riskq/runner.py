@@ -14,7 +14,7 @@ import torch
 
 from envs.base import BatchedEnv, EnvObs
 from riskq.buffer import EpisodeBatch
-from riskq.networks import RecurrentQuantileAgent, build_agent_inputs
+from riskq.networks import RecurrentQuantileAgent, actions_onehot, build_agent_inputs
 from riskq.risk import RiskMeasure
 
 
@@ -142,9 +142,9 @@ class Runner:
             active = active & ~(step.terminated | step.truncated)
             env_obs = step.next_obs
             record.observe(t + 1, env_obs)
-            last_onehot = torch.nn.functional.one_hot(
+            last_onehot = actions_onehot(
                 torch.from_numpy(actions).to(self.device), info.n_actions
-            ).float()  # [E, N, A]
+            )  # [E, N, A]
             if not active.any():
                 break
         return Rollout(
