@@ -13,21 +13,30 @@ CHECKED_METRICS = {"loss": "loss", "grad_norm": "gradient norm"}  # update() met
 
 
 def non_finite(
-    metrics: Mapping[str, float | torch.Tensor], modules: Mapping[str, torch.nn.Module]
+    metrics: Mapping[str, float | torch.Tensor],
+    modules: Mapping[str, torch.nn.Module],
+    *,
+    flat_params: torch.Tensor | None = None,
 ) -> str | None:
     """What is not finite after an update, e.g. ``loss (nan)`` or ``parameter mixer.w``;
     None when everything is finite.
 
-    metrics: the learner's update metrics (scalars); modules: the trained networks by name.
-    Parameters are checked with one fused max-abs norm (it cannot overflow on finite values);
-    only a failing check looks for the parameter to name.
+    metrics: the learner's update metrics (scalars); modules: the trained networks by name;
+    flat_params [P]: the same parameters as one tensor when the learner keeps them so (one
+    check per update instead of one per parameter tensor). Otherwise parameters are checked
+    with one fused max-abs norm (it cannot overflow on finite values); only a failing check
+    looks for the parameter to name.
     """
     for key, name in CHECKED_METRICS.items():
         if key in metrics and not math.isfinite(float(metrics[key])):
             return f"{name} ({float(metrics[key])})"
-    params = [param for module in modules.values() for param in module.parameters()]
-    if not params or torch.isfinite(get_total_norm(params, norm_type=math.inf)):
-        return None
+    if flat_params is not None:
+        if torch.isfinite(flat_params).all():
+            return None
+    else:
+        params = [param for module in modules.values() for param in module.parameters()]
+        if not params or torch.isfinite(get_total_norm(params, norm_type=math.inf)):
+            return None
     for prefix, module in modules.items():
         for name, param in module.named_parameters():
             if not torch.isfinite(param).all():

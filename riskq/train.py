@@ -91,7 +91,7 @@ def run_updates(exp: Experiment, cfg: TrainConfig, counters: Counters, n_episode
         counters.update_credit -= 1.0
         batch = exp.buffer.sample(cfg.algo.batch_size, exp.sample_rng)
         metrics = exp.learner.update(batch, episodes_seen=counters.episodes)
-        quantity = non_finite(metrics, networks)
+        quantity = non_finite(metrics, networks, flat_params=exp.learner.flat_params)
         if quantity is not None:
             raise RunFailed(
                 f"non-finite {quantity} at update {exp.learner.updates} (env step {counters.t_env})"

@@ -175,6 +175,16 @@ def test_non_finite_names_the_first_bad_quantity():
     assert non_finite({"loss": 1.0}, {"agent": net}) == "parameter agent.bias"
 
 
+def test_non_finite_checks_a_learners_flat_parameters():
+    net = torch.nn.Linear(2, 2)
+    flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])  # [P] copy
+    assert non_finite({"loss": 1.0}, {"agent": net}, flat_params=flat) is None
+    with torch.no_grad():
+        net.weight[0, 1] = float("inf")
+    flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])  # [P]
+    assert non_finite({"loss": 1.0}, {"agent": net}, flat_params=flat) == "parameter agent.weight"
+
+
 def test_a_finished_run_says_complete(trained_run):
     summary = json.loads((trained_run / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["t_env"] == summary["t_max"] == 300
