@@ -1,9 +1,8 @@
-"""Helpers shared by the adapters of external suites (``pettingzoo``, ``gym_ma``).
+"""Optional imports of the external suites (``pettingzoo``, ``gym_ma`` adapters).
 
 The suites are optional extras of the package (see ``pyproject.toml``): ``import_optional``
-turns a missing package into a one-line error naming the extra to install. The other helpers
-turn per-agent spaces, observations, masks and rewards into the padded arrays of a
-``BatchedEnv`` (N agents, A actions, O observation).
+turns a missing package into a one-line error naming the extra to install. What the adapters
+share besides (the per-copy loop, padding and masks) is in ``envs._adapter``.
 """
 
 from __future__ import annotations
@@ -11,12 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
-
-import numpy as np
-from gymnasium import spaces
 
 # module prefix -> (package to install, extra in pyproject.toml)
 EXTRAS: dict[str, tuple[str, str]] = {
@@ -24,12 +18,6 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "pettingzoo.sisl": ("pettingzoo[sisl]", "sisl"),
     "lbforaging": ("lbforaging", "lbforaging"),
     "rware": ("rware", "rware"),
-}
-
-# team reward from the per-agent rewards of one step (an empty step gives 0)
-REWARD_REDUCERS: dict[str, Callable[[np.ndarray], float]] = {
-    "sum": lambda rewards: float(np.sum(rewards)),
-    "mean": lambda rewards: float(np.mean(rewards)) if rewards.size else 0.0,
 }
 
 
@@ -66,66 +54,3 @@ def import_optional(module: str, *, env: str, id: str) -> ModuleType:
             valid = ", ".join(_sibling_ids(module))
             raise ValueError(f"env '{env}': unknown id '{id}'; valid choices: {valid}") from None
         raise ImportError(missing_package_message(module, env=env, id=id)) from err
-
-
-def reward_reducer(name: str) -> Callable[[np.ndarray], float]:
-    """The team-reward reducer registered under ``name``."""
-    if name not in REWARD_REDUCERS:
-        valid = ", ".join(sorted(REWARD_REDUCERS))
-        raise ValueError(f"unknown reward mode '{name}'; valid choices: {valid}")
-    return REWARD_REDUCERS[name]
-
-
-def discrete_size(space: spaces.Space, *, env: str, id: str, agent: str) -> int:
-    """Number of actions of a Discrete space starting at 0; any other space is refused."""
-    if not isinstance(space, spaces.Discrete):
-        raise ValueError(
-            f"env '{env}' id '{id}' agent '{agent}' has action space {space}; "
-            "valid choices: Discrete"
-        )
-    if int(space.start) != 0:
-        raise ValueError(f"env '{env}' id '{id}' agent '{agent}': Discrete start must be 0")
-    return int(space.n)
-
-
-def split_obs(observation: Any) -> tuple[Any, Any]:
-    """(observation, action mask or None) from a plain or ``{"observation", "action_mask"}`` obs."""
-    if isinstance(observation, dict) and "observation" in observation:
-        return observation["observation"], observation.get("action_mask")
-    return observation, None
-
-
-def obs_size(space: spaces.Space) -> int:
-    """Flat size of one agent's observation (the ``observation`` entry of a Dict space)."""
-    if isinstance(space, spaces.Dict) and "observation" in space.spaces:
-        space = space["observation"]
-    if space.shape is None:
-        raise ValueError(f"observation space {space} has no shape; valid choices: Box, Discrete")
-    return int(np.prod(space.shape))
-
-
-def padded(values: Any, *, width: int) -> np.ndarray:
-    """Flatten ``values`` to float32 and pad it with zeros to ``width``: [width]."""
-    flat = np.asarray(values, dtype=np.float32).reshape(-1)  # [O_agent]
-    row = np.zeros(width, dtype=np.float32)  # [width]
-    row[: flat.size] = flat
-    return row
-
-
-def avail_row(mask: Any, *, n_actions: int, width: int) -> np.ndarray:
-    """Available actions of one agent: its mask (all True if None), False beyond: [width]."""
-    row = np.zeros(width, dtype=bool)  # [A]
-    row[:n_actions] = True if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
-    return row
-
-
-def noop_row(*, width: int) -> np.ndarray:
-    """Avail row of an agent that has finished: only action 0 (a no-op it sends nowhere): [A]."""
-    row = np.zeros(width, dtype=bool)  # [A]
-    row[0] = True
-    return row
-
-
-def seeds_for(rng: np.random.Generator, count: int) -> Sequence[int]:
-    """One reset seed per env copy, drawn from the adapter's generator."""
-    return [int(s) for s in rng.integers(2**31 - 1, size=count)]  # [E]

@@ -27,7 +27,6 @@ class EnvInfo:
     state_dim: int
     agent_feature_dim: int  # 0 when the env has no per-agent slice of the state
     episode_limit: int  # maximum steps per episode (a truncation, not a termination)
-    metric_names: tuple[str, ...] = ()  # per-episode env metrics, see episode_metrics()
 
 
 @dataclass
@@ -71,6 +70,11 @@ class BatchedEnv(abc.ABC):
         """Restart the env's generator from ``seed`` (None keeps it): reset(seed) calls this."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+
+    def copy_seeds(self) -> list[int]:
+        """One reset seed per env copy [E], drawn from the env's generator (envs that wrap
+        E independent simulators re-seed each copy with these at every reset)."""
+        return [int(s) for s in self.rng.integers(2**31 - 1, size=self.num_envs)]
 
     def validated_actions(
         self,

@@ -14,7 +14,7 @@ reward. Conventions:
   ``terminated``. ``episode_limit`` is the smallest of these limits and the explicit one.
 * Heterogeneous agents are padded as in ``envs.pettingzoo_adapter``; all actions of an agent
   are available. Global state: the padded observations [N * O].
-* Every reset re-seeds each copy with a seed drawn from ``self.rng``.
+* Every reset re-seeds each copy with a seed drawn from ``self.rng`` (``envs._adapter``).
 """
 
 from __future__ import annotations
@@ -24,15 +24,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from envs._optional import (
-    discrete_size,
-    import_optional,
-    obs_size,
-    padded,
-    reward_reducer,
-    seeds_for,
-)
-from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
+from envs._adapter import PerCopyEnv, discrete_size, obs_size, padded, reward_reducer
+from envs._optional import import_optional
+from envs.base import EnvInfo, EnvObs
 
 NAME = "gym_ma"
 # attributes of env.unwrapped that hold a step limit the env reports as termination
@@ -57,7 +51,7 @@ def _episode_limit(env: gymnasium.Env, episode_limit: int | None, *, id: str) ->
     return int(min(limits))
 
 
-class GymMultiAgentEnv(BatchedEnv):
+class GymMultiAgentEnv(PerCopyEnv):
     """E copies of one Gymnasium Tuple-space multi-agent env; see the module docstring."""
 
     def __init__(
@@ -104,38 +98,17 @@ class GymMultiAgentEnv(BatchedEnv):
 
     def _allocate(self) -> None:
         """Per-copy buffers of the current step; all real actions are always available."""
-        E, N, info = self.num_envs, self.info.n_agents, self.info
-        self._obs = np.zeros((E, N, info.obs_dim), dtype=np.float32)  # [E, N, O]
-        self._avail = np.zeros((E, N, info.n_actions), dtype=bool)  # [E, N, A]
+        super()._allocate()
         for n, size in enumerate(self._n_actions):
             self._avail[:, n, :size] = True
-        self._done = np.ones(E, dtype=bool)  # [E]
-        self._steps = np.zeros(E, dtype=np.int64)  # [E]
 
-    def reset(self, seed: int | None = None) -> EnvObs:
-        self.reseed(seed)
-        for e, copy_seed in enumerate(seeds_for(self.rng, self.num_envs)):
-            observations, _ = self._envs[e].reset(seed=copy_seed)
-            self._write(e, observations)
-            self._done[e] = False
-            self._steps[e] = 0
-        return self._env_obs()
-
-    def step(self, actions: np.ndarray) -> EnvStep:
-        running = ~self._done  # [E]
-        actions = self.validated_actions(actions, avail=self._avail, running=running)  # [E, N]
-        reward = np.zeros(self.num_envs, dtype=np.float32)  # [E]
-        terminated = np.zeros(self.num_envs, dtype=bool)  # [E]
-        truncated = np.zeros(self.num_envs, dtype=bool)  # [E]
-        for e in np.flatnonzero(running):
-            reward[e], terminated[e], truncated[e] = self._step_copy(e, actions[e])
-        return EnvStep(self._env_obs(), reward, terminated, truncated)
+    def _reset_copy(self, e: int, seed: int) -> None:
+        observations, _ = self._envs[e].reset(seed=seed)
+        self._write(e, observations)
 
     def _step_copy(self, e: int, actions: np.ndarray) -> tuple[float, bool, bool]:
-        """Step copy ``e`` with actions [N]; returns (team reward, terminated, truncated)."""
         step = self._envs[e].step(tuple(int(a) for a in actions))
         observations, rewards, env_terminated, env_truncated, _ = step
-        self._steps[e] += 1
         self._write(e, observations)
         at_internal_limit = self._internal_limit is not None and (
             self._steps[e] >= self._internal_limit
@@ -143,7 +116,6 @@ class GymMultiAgentEnv(BatchedEnv):
         terminated = bool(np.all(env_terminated)) and not at_internal_limit
         over = bool(np.all(env_terminated)) or bool(np.all(env_truncated))
         over = over or self._steps[e] >= self.info.episode_limit
-        self._done[e] = over
         team = self._team_reward(np.asarray(rewards, dtype=np.float64).reshape(-1))  # [N]
         return team, terminated, over and not terminated
 
@@ -159,7 +131,3 @@ class GymMultiAgentEnv(BatchedEnv):
             state=self._obs.reshape(E, -1).copy(),  # [E, N * O]
             avail_actions=self._avail.copy(),
         )
-
-    def close(self) -> None:
-        for env in self._envs:
-            env.close()

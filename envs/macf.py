@@ -166,7 +166,6 @@ class CarFollowing(BatchedEnv):
             state_dim=2 * N_CARS,
             agent_feature_dim=2,
             episode_limit=episode_limit,
-            metric_names=METRIC_NAMES,
         )
         self._init_episode()
 

@@ -75,7 +75,6 @@ ROUTE_LANES = {
     "short": 1,
     "detour": DETOUR_DISTANCE,
 }  # scripted routes: lane height above the cliff row
-METRIC_NAMES = ("cliff_falls", "reached", "detour", "steps")
 
 
 def end_cells(*, n_agents: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +193,6 @@ class CliffNavigation(BatchedEnv):
             state_dim=n_agents * (height * width + 1),
             agent_feature_dim=1,
             episode_limit=episode_limit,
-            metric_names=METRIC_NAMES,
         )
         self._init_episode()
 

@@ -14,7 +14,7 @@ Python loop. Conventions:
   ``episode_limit`` steps; its last observations are kept (the bootstrap target after a
   truncation). The end is ``terminated`` if an agent terminated on that step, else
   ``truncated``.
-* Every reset re-seeds each copy with a seed drawn from ``self.rng``.
+* Every reset re-seeds each copy with a seed drawn from ``self.rng`` (``envs._adapter``).
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from envs._optional import (
+from envs._adapter import (
+    PerCopyEnv,
     avail_row,
     discrete_size,
-    import_optional,
     noop_row,
     obs_size,
     padded,
     reward_reducer,
-    seeds_for,
     split_obs,
 )
-from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
+from envs._optional import import_optional
+from envs.base import EnvInfo, EnvObs
 
 NAME = "pettingzoo"
 
@@ -61,7 +61,7 @@ def _episode_limit(kwargs: dict[str, Any], episode_limit: int | None, *, id: str
     return int(limit)
 
 
-class PettingZooEnv(BatchedEnv):
+class PettingZooEnv(PerCopyEnv):
     """E copies of one PettingZoo parallel env; see the module docstring for the conventions."""
 
     def __init__(
@@ -101,42 +101,22 @@ class PettingZooEnv(BatchedEnv):
         self._allocate()
 
     def _allocate(self) -> None:
-        """Per-copy buffers of the current step."""
-        E, N, info = self.num_envs, self.info.n_agents, self.info
-        self._obs = np.zeros((E, N, info.obs_dim), dtype=np.float32)  # [E, N, O]
-        self._state = np.zeros((E, info.state_dim), dtype=np.float32)  # [E, S]
-        self._avail = np.zeros((E, N, info.n_actions), dtype=bool)  # [E, N, A]
+        """Per-copy buffers of the current step, with the global state and who is alive."""
+        super()._allocate()
+        E, N = self.num_envs, self.info.n_agents
+        self._state = np.zeros((E, self.info.state_dim), dtype=np.float32)  # [E, S]
         self._alive = np.zeros((E, N), dtype=bool)  # [E, N]
-        self._done = np.ones(E, dtype=bool)  # [E]
-        self._steps = np.zeros(E, dtype=np.int64)  # [E]
 
-    def reset(self, seed: int | None = None) -> EnvObs:
-        self.reseed(seed)
-        for e, copy_seed in enumerate(seeds_for(self.rng, self.num_envs)):
-            observations, infos = self._envs[e].reset(seed=copy_seed)
-            self._alive[e] = True
-            self._done[e] = False
-            self._steps[e] = 0
-            self._write(e, observations, infos)
-        return self._env_obs()
-
-    def step(self, actions: np.ndarray) -> EnvStep:
-        running = ~self._done  # [E]
-        actions = self.validated_actions(actions, avail=self._avail, running=running)  # [E, N]
-        reward = np.zeros(self.num_envs, dtype=np.float32)  # [E]
-        terminated = np.zeros(self.num_envs, dtype=bool)  # [E]
-        truncated = np.zeros(self.num_envs, dtype=bool)  # [E]
-        for e in np.flatnonzero(running):
-            reward[e], terminated[e], truncated[e] = self._step_copy(e, actions[e])
-        return EnvStep(self._env_obs(), reward, terminated, truncated)
+    def _reset_copy(self, e: int, seed: int) -> None:
+        observations, infos = self._envs[e].reset(seed=seed)
+        self._alive[e] = True
+        self._write(e, observations, infos)
 
     def _step_copy(self, e: int, actions: np.ndarray) -> tuple[float, bool, bool]:
-        """Step copy ``e`` with actions [N]; returns (team reward, terminated, truncated)."""
         env = self._envs[e]
         acting = {a: int(actions[n]) for n, a in enumerate(self.agents) if self._alive[e, n]}
         acting = {a: act for a, act in acting.items() if a in env.agents}
         observations, rewards, terminations, truncations, infos = env.step(acting)
-        self._steps[e] += 1
         finished = np.array(  # [N]
             [
                 terminations.get(a, False) or truncations.get(a, False) or a not in env.agents
@@ -148,7 +128,6 @@ class PettingZooEnv(BatchedEnv):
         if not over:
             self._alive[e] &= ~finished
         self._write(e, observations, infos)
-        self._done[e] = over
         ended_by_termination = over and any(terminations.get(a, False) for a in acting)
         team = self._team_reward(np.asarray(list(rewards.values()), dtype=np.float64))
         return team, ended_by_termination, over and not ended_by_termination
@@ -174,7 +153,3 @@ class PettingZooEnv(BatchedEnv):
         return EnvObs(
             obs=self._obs.copy(), state=self._state.copy(), avail_actions=self._avail.copy()
         )
-
-    def close(self) -> None:
-        for env in self._envs:
-            env.close()

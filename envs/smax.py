@@ -46,7 +46,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from envs._optional import seeds_for
 from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
 
 NAME = "smax"
@@ -229,7 +228,6 @@ class SmaxEnv(BatchedEnv):
             state_dim=env.state_size,
             agent_feature_dim=len(env.own_features),
             episode_limit=int(episode_limit),
-            metric_names=METRIC_NAMES,
         )
         self._carry: Any = None
         self._avail = np.zeros((num_envs, self.info.n_agents, self.info.n_actions), bool)
@@ -238,7 +236,7 @@ class SmaxEnv(BatchedEnv):
 
     def reset(self, seed: int | None = None) -> EnvObs:
         self.reseed(seed)
-        seeds = np.asarray(seeds_for(self.rng, self.num_envs), dtype=np.uint32)  # [E]
+        seeds = np.asarray(self.copy_seeds(), dtype=np.uint32)  # [E]
         limit = np.int32(self.info.episode_limit)
         self._carry, outputs = self._dynamics.reset(seeds, limit)
         self._done[:] = False

@@ -1,5 +1,11 @@
 """Episode batches and the episode replay buffer (CONVENTIONS.md section 5: replay buffer).
 
+``EpisodeBatch`` declares every episode field once, with its layout (``FieldLayout``: shape
+after [B, T(+1)] in terms of the env's ``EnvInfo``, dtype, one entry per observation or per
+step); the runner's recorder and the replay buffer's storage are built from that declaration.
+Adding a field is one line here plus filling it in ``riskq.runner`` (from ``EnvObs`` when the
+field has the same name as an ``EnvObs`` attribute, automatically).
+
 Shapes: B episodes, T time steps (T + 1 observations), N agents, A actions, O observation,
 S state, F per-agent features (F = 0 when the env has none).
 """
@@ -7,28 +13,59 @@ S state, F per-agent features (F = 0 when the env has none).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Annotated, get_type_hints
 
 import numpy as np
 import torch
 
 from envs.base import EnvInfo
 
-# Fields recorded once per observation (T + 1 entries); the others once per step (T entries).
-OBSERVATION_FIELDS = frozenset({"obs", "state", "avail_actions", "agent_features"})
+
+@dataclass(frozen=True)
+class FieldLayout:
+    """How one episode field is stored: [B, T+1, *dims] (per observation) or [B, T, *dims]."""
+
+    dims: tuple[str, ...]  # EnvInfo attributes giving the sizes after the time axis
+    dtype: torch.dtype
+    per_observation: bool  # T + 1 entries (one per observation) or T (one per step)
+
+    def shape(self, info: EnvInfo, episodes: int) -> tuple[int, ...]:
+        """[episodes, episode_limit (+1), *dims] for the env described by ``info``."""
+        steps = info.episode_limit + int(self.per_observation)
+        return (episodes, steps, *(getattr(info, dim) for dim in self.dims))
+
+    def entries(self, steps: int) -> int:
+        """Time entries of an episode of ``steps`` steps: steps + 1 observations or steps."""
+        return steps + int(self.per_observation)
+
+
+def per_observation(*dims: str, dtype: torch.dtype = torch.float32) -> FieldLayout:
+    """A field with one entry per observation: [B, T+1, *dims]."""
+    return FieldLayout(dims, dtype, per_observation=True)
+
+
+def per_step(*dims: str, dtype: torch.dtype = torch.float32) -> FieldLayout:
+    """A field with one entry per step: [B, T, *dims]."""
+    return FieldLayout(dims, dtype, per_observation=False)
 
 
 @dataclass
 class EpisodeBatch:
-    """Padded episodes; step t is valid where mask[:, t] is true."""
+    """Padded episodes; step t is valid where mask[:, t] is true. Each field's annotation
+    carries its layout: this class is the one declaration of the episode fields."""
 
-    obs: torch.Tensor  # [B, T+1, N, O] float
-    state: torch.Tensor  # [B, T+1, S] float
-    avail_actions: torch.Tensor  # [B, T+1, N, A] bool
-    agent_features: torch.Tensor  # [B, T+1, N, F] float (F may be 0)
-    actions: torch.Tensor  # [B, T, N] long
-    reward: torch.Tensor  # [B, T] float
-    terminated: torch.Tensor  # [B, T] bool
-    mask: torch.Tensor  # [B, T] bool
+    obs: Annotated[torch.Tensor, per_observation("n_agents", "obs_dim")]  # [B, T+1, N, O]
+    state: Annotated[torch.Tensor, per_observation("state_dim")]  # [B, T+1, S]
+    # [B, T+1, N, A]
+    avail_actions: Annotated[
+        torch.Tensor, per_observation("n_agents", "n_actions", dtype=torch.bool)
+    ]
+    # [B, T+1, N, F] (F = 0 when the env has no per-agent features)
+    agent_features: Annotated[torch.Tensor, per_observation("n_agents", "agent_feature_dim")]
+    actions: Annotated[torch.Tensor, per_step("n_agents", dtype=torch.long)]  # [B, T, N]
+    reward: Annotated[torch.Tensor, per_step()]  # [B, T]
+    terminated: Annotated[torch.Tensor, per_step(dtype=torch.bool)]  # [B, T]
+    mask: Annotated[torch.Tensor, per_step(dtype=torch.bool)]  # [B, T]
 
     @property
     def batch_size(self) -> int:
@@ -45,10 +82,27 @@ class EpisodeBatch:
         """The first ``steps`` time steps (and ``steps + 1`` observations)."""
         return EpisodeBatch(
             **{
-                name: value[:, : steps + 1] if name in OBSERVATION_FIELDS else value[:, :steps]
+                name: value[:, : EPISODE_FIELDS[name].entries(steps)]
                 for name, value in self.tensors().items()
             }
         )
+
+
+# The episode fields in EpisodeBatch order, name -> layout, read from its annotations.
+EPISODE_FIELDS: dict[str, FieldLayout] = {
+    name: hint.__metadata__[0]
+    for name, hint in get_type_hints(EpisodeBatch, include_extras=True).items()
+}
+
+
+def episode_tensors(
+    info: EnvInfo, episodes: int, *, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Zero tensors of every episode field for ``episodes`` episodes padded to the limit."""
+    return {
+        name: torch.zeros(layout.shape(info, episodes), dtype=layout.dtype, device=device)
+        for name, layout in EPISODE_FIELDS.items()
+    }
 
 
 class ReplayBuffer:
@@ -59,19 +113,9 @@ class ReplayBuffer:
         if capacity < 1:
             raise ValueError(f"algo.buffer_size must be >= 1, got {capacity}")
         self.capacity = capacity
-        self.max_steps = limit = info.episode_limit
-        n, a, f = info.n_agents, info.n_actions, info.agent_feature_dim
-        self.storage: dict[str, torch.Tensor] = {
-            "obs": torch.zeros(capacity, limit + 1, n, info.obs_dim),  # [B, T+1, N, O]
-            "state": torch.zeros(capacity, limit + 1, info.state_dim),  # [B, T+1, S]
-            "avail_actions": torch.zeros(capacity, limit + 1, n, a, dtype=torch.bool),
-            "agent_features": torch.zeros(capacity, limit + 1, n, f),  # [B, T+1, N, F]
-            "actions": torch.zeros(capacity, limit, n, dtype=torch.long),  # [B, T, N]
-            "reward": torch.zeros(capacity, limit),  # [B, T]
-            "terminated": torch.zeros(capacity, limit, dtype=torch.bool),  # [B, T]
-            "mask": torch.zeros(capacity, limit, dtype=torch.bool),  # [B, T]
-        }
-        self.storage = {name: value.to(device) for name, value in self.storage.items()}
+        self.max_steps = info.episode_limit
+        # every EpisodeBatch field, padded to the limit: [capacity, T(+1), ...]
+        self.storage = episode_tensors(info, capacity, device=device)
         self.lengths = np.zeros(capacity, dtype=np.int64)  # valid steps of each stored episode
         self.cursor = 0
         self.size = 0

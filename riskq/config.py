@@ -1,25 +1,19 @@
-"""Typed configuration schemas (stored in Hydra's ConfigStore) shared by every command.
+"""Typed configuration schemas shared by every command (plain dataclasses, no Hydra).
 
 YAML files under ``configs/`` hold values; these dataclasses are their schemas, so a typo in a
 key or a value of the wrong type stops a run at start-up. Values in brackets come from the
-reference implementation's configuration (CONVENTIONS.md section 5).
-
-``configs/`` is installed as the package ``riskq.configs`` (pyproject.toml) and every command
-composes from it by module name, so the commands work from any working directory, in editable
-and regular installs alike.
+reference implementation's configuration (CONVENTIONS.md section 5). The commands store them
+in Hydra's ConfigStore and compose the YAML files into them (``riskq.cli.compose``); library
+code, the model modules included, imports only these dataclasses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_module
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
-
-CONFIG_MODULE = "riskq.configs"  # the top-level configs/ folder, installed inside the package
-CONFIG_PATH = f"pkg://{CONFIG_MODULE}"  # for @hydra.main(config_path=...)
 
 
 @dataclass
@@ -114,23 +108,13 @@ class TrainConfig:
     log_interval: int = 1_000  # env steps between training-scalar logs
     checkpoint_interval: int = 10_000  # env steps between checkpoints (and one at the end)
     device: str = "cpu"
-    threads: int = 1  # torch threads: 1 is 5-15x faster for these small networks on 2 cores
+    threads: int = 1  # torch threads (default chosen by measurement: configs/train.yaml)
     resume: str | None = None  # a run directory (or checkpoint file) to continue exactly
     progress: bool = True  # console progress bar with ETA and the latest evaluation
 
 
-def register_configs() -> None:
-    """Store the schemas so that YAML files can name them in their defaults lists."""
-    store = ConfigStore.instance()
-    store.store(name="train_schema", node=TrainConfig)
-
-
-def compose_config(overrides: list[str] | None = None, *, config_name: str = "train"):
-    """The composed, type-checked config of a command, as ``riskq-train`` would see it.
-
-    For notebooks and tests: ``compose_config(["env=macn", "risk=cvar"])`` -> TrainConfig.
-    """
-    register_configs()
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        raw = compose(config_name=config_name, overrides=overrides or [])
-    return OmegaConf.to_object(raw)
+def load_train_config(path: str | Path) -> TrainConfig:
+    """A run's saved ``config.yaml`` merged into the TrainConfig schema (keys it lacks keep
+    their defaults); OmegaConf errors name a key that does not fit."""
+    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
+    return OmegaConf.to_object(merged)

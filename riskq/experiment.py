@@ -1,12 +1,14 @@
 """Builds a run's components from its config: env -> agent + mixer -> runner, buffer, learner.
 
 Data flows one way: config -> env + agents + mixer -> runner (collects episodes) ->
-buffer -> learner -> logger/checkpoint. ``riskq-train``, ``riskq-eval`` and the trained-model
-mode of ``riskq-rigm`` all build their pieces here, so they cannot drift apart.
+buffer -> learner -> logger/checkpoint. The trainer (``riskq.trainer``), the evaluation of a
+saved run (``riskq.evaluate``) and the trained-model check (``riskq.rigm_trained``) all build
+their pieces here, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,15 +141,28 @@ def build_experiment(cfg: TrainConfig, *, with_buffer: bool = True) -> Experimen
     )
 
 
-def rollout_statistics(rollout: Rollout, prefix: str) -> dict[str, float]:
-    """Mean return, return risk (CVaR/VaR at 0.1 and 0.2) and env metrics of a rollout."""
+def rollout_statistics(
+    rollout: Rollout,
+    prefix: str,
+    *,
+    return_risks: tuple[tuple[str, float], ...] = RETURN_RISKS,
+    extra: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """The scalars of a rollout, each named ``<prefix>/<name>``: mean return and episode length,
+    the return risks (CVaR/VaR at 0.1 and 0.2 by default), ``extra``, then the env metrics.
+
+    Evaluation logs the defaults; training passes no return risks and its epsilon, psi of the
+    chosen actions and learner metrics as ``extra``.
+    """
     returns = rollout.returns.astype(np.float64)  # [E]
     stats = {
         f"{prefix}/return_mean": float(returns.mean()),
         f"{prefix}/episode_length": float(rollout.lengths.mean()),
     }
-    for name, level in RETURN_RISKS:
+    for name, level in return_risks:
         stats[f"{prefix}/return_{name}_{level}"] = float(empirical_risk(returns, name, level))
+    for name, value in (extra or {}).items():
+        stats[f"{prefix}/{name}"] = value
     for name, values in rollout.env_metrics.items():
         stats[f"{prefix}/{name}"] = float(np.mean(values))
     return stats

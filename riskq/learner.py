@@ -32,11 +32,16 @@ def agent_inputs(batch: EpisodeBatch, n_actions: int) -> torch.Tensor:
     return build_agent_inputs(batch.obs, last)  # [B, T+1, N, I]
 
 
+def step_weights(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Weights [B, T] of a mean over the valid steps of mask [B, T]: 1 / (valid steps) or 0."""
+    weights = mask.to(dtype)  # [B, T]
+    return weights / weights.sum().clamp(min=1.0)
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of values [B, T, ...] over valid steps mask [B, T] (trailing dims averaged)."""
     per_step = values.flatten(2).mean(-1) if values.dim() > 2 else values  # [B, T]
-    weights = mask.to(per_step.dtype)  # [B, T]
-    return (per_step * weights).sum() / weights.sum().clamp(min=1.0)
+    return (per_step * step_weights(mask, per_step.dtype)).sum()
 
 
 def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
@@ -54,6 +59,25 @@ def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
         param.data = flat.data[offset : offset + size].view_as(param)
         offset += size
     return flat
+
+
+def rmsprop_step(optimiser: torch.optim.RMSprop) -> None:
+    """``optimiser.step()`` for one parameter tensor, written out: the ops of torch's
+    single-tensor RMSprop (no momentum, centring, weight decay), without its per-call set-up,
+    which costs more than the step itself on the matrix games. Its first step, and any other
+    setting, is torch's own (tests/test_learner_equivalence.py compares the two)."""
+    group = optimiser.param_groups[0]
+    (param,) = group["params"]
+    state = optimiser.state[param]
+    extras = ("momentum", "centered", "weight_decay", "maximize", "differentiable", "capturable")
+    if not state or param.grad is None or any(group[key] for key in extras):
+        optimiser.step()  # also creates the state (step, square_avg) as torch does
+        return
+    grad, square_avg, alpha = param.grad, state["square_avg"], group["alpha"]
+    with torch.no_grad():
+        state["step"] += 1
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        param.addcdiv_(grad, square_avg.sqrt().add_(group["eps"]), value=-group["lr"])
 
 
 class Learner:
@@ -79,6 +103,7 @@ class Learner:
         )
         self.episodes_at_sync = 0
         self.updates = 0
+        self._tau: dict[tuple, torch.Tensor] = {}  # quantile_fractions' cache
         if self.params[0].device.type == "cpu":
             retain_freed_memory()  # big per-update temporaries: no page faults after the first
 
@@ -115,13 +140,18 @@ class Learner:
     def loss(self, predicted: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
         """Quantile Huber loss (distributional) or squared TD error (expected value)."""
         if self.mixer.distributional:
-            tau = quantile_midpoints(
-                predicted.shape[-1], dtype=predicted.dtype, device=predicted.device
-            )  # [K]
+            tau = self.quantile_fractions(predicted)  # [K]
             per_step = quantile_huber_loss(predicted, targets, tau, kappa=self.cfg.huber_kappa)
         else:
             per_step = (predicted - targets).pow(2).squeeze(-1)  # [B, T]
         return masked_mean(per_step, mask)
+
+    def quantile_fractions(self, predicted: torch.Tensor) -> torch.Tensor:
+        """tau [K] for predicted [..., K], built once per (K, dtype, device)."""
+        key = (predicted.shape[-1], predicted.dtype, predicted.device)
+        if key not in self._tau:
+            self._tau[key] = quantile_midpoints(key[0], dtype=key[1], device=key[2])  # [K]
+        return self._tau[key]
 
     def features(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """GRU features [B, T+1, N, H] of the online (differentiable) and the target network,
@@ -158,58 +188,59 @@ class Learner:
         grad = self.gather_gradients()  # [P]
         grad_norm = torch.linalg.vector_norm(grad)
         grad.mul_((self.cfg.grad_clip / (grad_norm + 1e-6)).clamp(max=1.0))
-        self.optimiser.step()
+        rmsprop_step(self.optimiser)
         return grad_norm
 
     def objective(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Steps 1 and 2 of an update: (loss, predicted [B, T, K'], targets [B, T, K'])."""
-        inputs = agent_inputs(batch, self.n_actions)  # [B, T+1, N, I]
-        steps = batch.max_steps  # T
-        # 1. targets
+        """Steps 1 and 2 of an update: (loss, predicted [B, T, K'], targets [B, T, K' or 1]).
+
+        Targets are samples of the target distribution; one-step games need one (J = 1).
+        """
         if (batch.mask & ~batch.terminated).any():
+            inputs = agent_inputs(batch, self.n_actions)  # [B, T+1, N, I]
+            # 1. targets
             features, target_features = self.features(inputs)  # [B, T+1, N, H] each
             targets = self.targets(batch, features[:, 1:].detach(), target_features[:, 1:])
+            # 2. prediction
+            predicted = self.predict(batch, features[:, :-1])  # [B, T, K']
         else:  # every valid step ends its episode (one-step games): G_t = r_t, nothing at T
-            features = self.agent.features(inputs[:, :steps])  # [B, T, N, H]
             targets = self.terminal_targets(batch)
-        # 2. loss
-        predicted = self.predict(batch, features[:, :steps])  # [B, T, K']
+            predicted = self.online_prediction(batch)
         return self.loss(predicted, targets, batch.mask), predicted, targets
 
+    def online_prediction(self, batch: EpisodeBatch) -> torch.Tensor:
+        """``predict`` from the online network's features at steps 0..T-1 alone (no target
+        network, no step T): joint quantiles [B, T, K'] of the taken actions."""
+        inputs = agent_inputs(batch, self.n_actions)[:, : batch.max_steps]  # [B, T, N, I]
+        return self.predict(batch, self.agent.features(inputs))
+
     def terminal_targets(self, batch: EpisodeBatch) -> torch.Tensor:
-        """``targets`` when no valid step bootstraps: TD(lambda) of a zero next value."""
-        n_quantiles = self.agent.n_quantiles if self.mixer.distributional else 1
-        per_agent = () if self.mixer.joint else (self.agent.n_agents,)
-        shape = (*batch.reward.shape, *per_agent, n_quantiles)  # [B, T, (N,) K']
-        return td_lambda_targets(
-            reward=batch.reward,
-            terminated=batch.terminated,
-            mask=batch.mask,
-            next_values=batch.reward.new_zeros(shape),
-            gamma=self.cfg.gamma,
-            td_lambda=self.cfg.td_lambda,
-        )
+        """``targets`` when every valid step terminates: G_t = r_t (TD(lambda)'s discount
+        1 - terminated is 0 there), as one target sample, [B, T, (N,) 1]. All K' samples would
+        be r_t, and the quantile loss averages over samples, so one is the same loss."""
+        trailing = () if self.mixer.joint else (self.agent.n_agents,)
+        return batch.reward.view(*batch.reward.shape, *(1,) * len(trailing), 1)  # [B, T, (N,) 1]
 
     def update(self, batch: EpisodeBatch, *, episodes_seen: int) -> dict[str, float]:
         """One gradient step on ``batch``; returns scalar metrics for the logger."""
         loss, predicted, targets = self.objective(batch)
-        # 3. optimiser step
+        grad_norm = self.step(loss)  # 3. optimiser step
+        # 4. target sync (hard, every target_update_interval episodes)
+        if episodes_seen - self.episodes_at_sync >= self.cfg.target_update_interval:
+            self.sync_targets(episodes_seen)
+        pair = torch.stack([predicted.detach(), targets.expand_as(predicted)])  # [2, B, T, ...]
+        weights = step_weights(batch.mask, pair.dtype)  # [B, T]
+        means = (pair.flatten(3).mean(-1) * weights).sum((1, 2))  # joint, target: [2]
+        metrics = torch.cat([torch.stack([loss.detach(), grad_norm]), means]).tolist()  # one copy
+        return dict(zip(("loss", "grad_norm", "joint_mean", "target_mean"), metrics, strict=True))
+
+    def step(self, loss: torch.Tensor) -> torch.Tensor:
+        """Backward of ``loss``, clip and RMSprop step (counted in ``updates``); the grad norm."""
         self.zero_grad()
         loss.backward()
         grad_norm = self.apply_gradients()
         self.updates += 1
-        # 4. target sync (hard, every target_update_interval episodes)
-        if episodes_seen - self.episodes_at_sync >= self.cfg.target_update_interval:
-            self.sync_targets(episodes_seen)
-        metrics = torch.stack(
-            [
-                loss.detach(),
-                grad_norm,
-                masked_mean(predicted.detach().mean(-1), batch.mask),
-                masked_mean(targets.mean(-1), batch.mask),
-            ]
-        ).tolist()  # one device-to-host copy
-        return dict(zip(("loss", "grad_norm", "joint_mean", "target_mean"), metrics, strict=True))
+        return grad_norm
 
     def sync_targets(self, episodes_seen: int) -> None:
         self.target_agent.load_state_dict(self.agent.state_dict())

@@ -99,7 +99,12 @@ class Mixer(nn.Module):
                 f"state {tuple(state.shape)} must be {(*lead, self.state_dim)} for "
                 f"agent_quantiles {tuple(agent_quantiles.shape)}"
             )
-        return self.mix(agent_quantiles, state, agent_features)
+        rows = agent_quantiles.reshape(-1, *agent_quantiles.shape[-2:])  # [R, N, K], R = B*T
+        if agent_features is not None and agent_features.shape[:-1] == agent_quantiles.shape[:-1]:
+            agent_features = agent_features.reshape(-1, *agent_features.shape[-2:])  # [R, N, F]
+        # one row per (b, t): the MLPs' products are plain 2-D ones (fewer autograd nodes)
+        joint = self.mix(rows, state.reshape(-1, self.state_dim), agent_features)  # [R, ...]
+        return joint.view(*lead, *joint.shape[1:])  # [B, T, K_out] ([B, T, N, K] for none)
 
     def mix(
         self,

@@ -21,7 +21,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from riskq.kernels import action_head, gru_sequences, sort_quantiles
+from riskq.kernels import (
+    SHORT_SEQUENCE_STEPS,
+    action_head,
+    gru_sequences,
+    gru_steps,
+    sort_quantiles,
+)
 
 __all__ = ["RecurrentQuantileAgent", "agent_input_dim", "build_agent_inputs", "sort_quantiles"]
 
@@ -86,11 +92,15 @@ def sequence_features(
 
     inputs [B, T, N, I], hidden [B, N, H] (default 0). Every core of every agent runs in one
     time loop (riskq.kernels.gru_sequences): the learner's online and target networks cost
-    little more than one. Agents with trainable parameters must come first.
+    little more than one. Agents with trainable parameters must come first. Sequences of at
+    most ``SHORT_SEQUENCE_STEPS`` steps (acting steps, one-step games) take plain autograd ops
+    instead (riskq.kernels.gru_steps): fewer ops than the kernel's set-up or ``nn.GRU``'s.
     """
     first = agents[0]
     first._check(inputs, leading=2)
     batch, steps, n_agents, _ = inputs.shape
+    if steps <= SHORT_SEQUENCE_STEPS:  # also every acting step
+        return [_short_features(agent, inputs, hidden) for agent in agents]
     if hidden is None:
         hidden = first.initial_hidden(batch).to(inputs.dtype)  # [B, N, H]
     time_major = inputs.transpose(0, 1)  # [T, B, N, I]
@@ -127,6 +137,30 @@ def sequence_features(
     if first.shared:  # [1, T, B*N, H] -> [B, T, N, H]
         return [s[0].unflatten(1, (batch, n_agents)).transpose(0, 1) for s in per_agent]
     return [s.permute(2, 1, 0, 3) for s in per_agent]  # [N, T, B, H] -> [B, T, N, H]
+
+
+def _short_features(
+    agent: RecurrentQuantileAgent, inputs: torch.Tensor, hidden: torch.Tensor | None
+) -> torch.Tensor:
+    """``sequence_features`` of one agent for a sequence of a few steps (riskq.kernels.gru_steps,
+    plain autograd ops): inputs [B, T, N, I], hidden [B, N, H] or None (zero) -> [B, T, N, H]."""
+    batch, steps, n_agents, _ = inputs.shape
+    time_major = inputs.transpose(0, 1)  # [T, B, N, I]
+    if agent.shared:  # the agents are rows of one batch
+        core = agent.cores[0]
+        rows = time_major.reshape(steps, batch * n_agents, -1)  # [T, B*N, I]
+        start = None if hidden is None else hidden.reshape(batch * n_agents, -1)  # [B*N, H]
+        outputs = gru_steps(core.gru, torch.relu(core.encoder(rows)), start)  # [T, B*N, H]
+        return outputs.view(steps, batch, n_agents, -1).transpose(0, 1)  # [B, T, N, H]
+    outputs = [
+        gru_steps(
+            core.gru,
+            torch.relu(core.encoder(time_major[:, :, i])),  # [T, B, H]
+            None if hidden is None else hidden[:, i],  # [B, H]
+        )
+        for i, core in enumerate(agent.cores)
+    ]  # N x [T, B, H]
+    return torch.stack(outputs, dim=2).transpose(0, 1)  # [B, T, N, H]
 
 
 def _encode(cores: list[_QuantileCore], core_inputs: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""``riskq-plot``: learning curves and final-performance tables of riskq training runs.
+"""Learning curves and final-performance tables of riskq training runs (``riskq-plot``,
+``riskq.cli.plot``, is the command).
 
 Reads every run directory (``config.yaml`` next to a ``tb/`` folder of TensorBoard events)
 under the given paths, groups runs by (env label, algorithm, risk measure) and reports the mean
@@ -12,7 +13,6 @@ line (and a line under the table) lists them. ``scripts/sweep_table.py`` does th
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.util
 import re
@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from riskq.cli_errors import report
 from riskq.labels import risk_label, risk_level
 from riskq.run_dir import incomplete_note, run_status
 
@@ -62,7 +61,16 @@ FIXED_LABELS = {
 
 
 class PlotError(Exception):
-    """A problem with the user's input, printed by ``main`` as one line without a traceback."""
+    """A problem with the user's input, printed by ``riskq-plot`` as one line (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class PlotReport:
+    """What ``run_plot`` wrote: the files and the final table (markdown; its last line names
+    the incomplete runs left out of it)."""
+
+    written: list[Path]
+    markdown: str
 
 
 @dataclass(frozen=True)
@@ -333,17 +341,6 @@ def table_markdown(table: pd.DataFrame, *, metrics=DEFAULT_METRICS, note: str = 
     return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    """The command line of ``riskq-plot``."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="run or sweep directories (searched recursively)")
-    parser.add_argument("--out", type=Path, help="output directory (default: <first path>/plots)")
-    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), help="scalar tags")
-    parser.add_argument("--x", choices=sorted(X_AXES), default="env_steps", help="x axis")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
-    return parser.parse_args(argv)
-
-
 def _check_metrics(scalars: pd.DataFrame, metrics) -> None:
     """One-line error for a metric that no run logged."""
     logged = set(scalars.tag)
@@ -353,41 +350,34 @@ def _check_metrics(scalars: pd.DataFrame, metrics) -> None:
         raise PlotError(f"metric {missing[0]} is not logged by any run (logged: {logged_text})")
 
 
-def run_plot(args: argparse.Namespace) -> list[Path]:
-    """Find, load, aggregate, plot and tabulate; returns the files written."""
+def run_plot(
+    paths: list[str],
+    *,
+    out: Path | None = None,
+    metrics=DEFAULT_METRICS,
+    x: str = "env_steps",
+    n_boot: int = 2000,
+) -> PlotReport:
+    """Find, load, aggregate, plot and tabulate the runs under ``paths``; the figures and the
+    final table go to ``out`` (default: ``<first path>/plots``)."""
     missing = [name for name in PLOT_EXTRAS if importlib.util.find_spec(name) is None]
     if missing:
         raise PlotError(f"{missing[0]} is not installed (pip install 'riskq[plot]')")
-    runs = find_runs(args.paths)
+    runs = find_runs(paths)
     scalars = load_scalars(runs)
-    _check_metrics(scalars, args.metrics)
-    out_dir = args.out or Path(args.paths[0]) / "plots"
-    curves = {m: aggregate(scalars, metric=m, x=args.x, n_boot=args.n_boot) for m in args.metrics}
-    written = plot_curves(curves, out_dir=out_dir, x=args.x)
+    _check_metrics(scalars, metrics)
+    out_dir = out or Path(paths[0]) / "plots"
+    curves = {m: aggregate(scalars, metric=m, x=x, n_boot=n_boot) for m in metrics}
+    written = plot_curves(curves, out_dir=out_dir, x=x)
     incomplete = [(run.path, run.status) for run in runs if run.status != "complete"]
     note = ""
     if incomplete:
         note = incomplete_note(incomplete, where="the final table (curves still drawn)")
         print(f"{PROG}: warning: {note}", file=sys.stderr)
     complete = scalars[~scalars.run.isin([str(path) for path, _ in incomplete])]
-    table = final_table(complete, metrics=args.metrics, n_boot=args.n_boot)
-    markdown = table_markdown(table, metrics=args.metrics, note=note)
+    table = final_table(complete, metrics=metrics, n_boot=n_boot)
+    markdown = table_markdown(table, metrics=metrics, note=note)
     (out_dir / "final_performance.md").write_text(markdown)
     table.to_csv(out_dir / "final_performance.csv", index=False)
     written += [out_dir / "final_performance.md", out_dir / "final_performance.csv"]
-    print("\n".join(map(str, written)) + "\n\n" + markdown, end="")
-    return written
-
-
-def main(argv=None) -> int:
-    """Entry point of ``riskq-plot``: 0 on success, 2 with a one-line error otherwise."""
-    args = parse_args(argv)
-    try:
-        run_plot(args)
-    except PlotError as err:
-        return report(PROG, err, code=2)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return PlotReport(written=written, markdown=markdown)

@@ -57,7 +57,7 @@ def quantile_huber_loss(
     if tau.shape[-1] != pred.shape[-1]:
         raise ValueError(f"tau {tuple(tau.shape)} must have K = {pred.shape[-1]} entries")
     try:
-        torch.broadcast_shapes(pred.shape[:-1], target.shape[:-1], tau.shape[:-1])
+        _leading_shape(pred, target, tau)
     except RuntimeError as error:
         raise ValueError(
             f"leading dims of pred {tuple(pred.shape)}, target {tuple(target.shape)} and "
@@ -66,6 +66,15 @@ def quantile_huber_loss(
     if not kappa > 0:
         raise ValueError(f"huber needs kappa > 0, got {kappa}")
     return _QuantileHuber.apply(pred, target, tau, float(kappa))  # [...]
+
+
+def _leading_shape(pred: torch.Tensor, target: torch.Tensor, tau: torch.Tensor) -> torch.Size:
+    """The broadcast leading shape of pred [..., K], target [..., J], tau [..., K]
+    (``torch.broadcast_shapes``, which costs more than a small loss, only when they differ)."""
+    lead = pred.shape[:-1]
+    if target.shape[:-1] == lead and tau.dim() == 1:
+        return lead
+    return torch.broadcast_shapes(lead, target.shape[:-1], tau.shape[:-1])
 
 
 _PAIRS_PER_CHUNK = 1 << 17  # (k, j) pairs per block: ~0.5 MB temporaries stay in cache
@@ -97,7 +106,7 @@ class _QuantileHuber(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pred, target, tau, kappa):
-        lead = torch.broadcast_shapes(pred.shape[:-1], target.shape[:-1], tau.shape[:-1])
+        lead = _leading_shape(pred, target, tau)
         n_quantiles, n_samples = pred.shape[-1], target.shape[-1]
         pred_rows = pred.expand(*lead, n_quantiles).reshape(-1, n_quantiles)  # [L, K]
         target_rows = target.expand(*lead, n_samples).reshape(-1, n_samples)  # [L, J]
@@ -116,7 +125,8 @@ class _QuantileHuber(torch.autograd.Function):
             for start in range(0, pred_rows.shape[0], step)
         ]
         loss, grad_pred, grad_target = (
-            None if parts[0] is None else torch.cat(parts) for parts in zip(*blocks, strict=True)
+            parts[0] if len(parts) == 1 or parts[0] is None else torch.cat(parts)
+            for parts in zip(*blocks, strict=True)
         )
         ctx.save_for_backward(grad_pred.view(*lead, n_quantiles), grad_target)
         ctx.shapes = pred.shape, target.shape, (*lead, n_samples)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from riskq.checkpoint import CheckpointError, resolve_checkpoint
-from riskq.cli_errors import UsageError
-from riskq.config import TrainConfig
+from riskq.config import TrainConfig, load_train_config
+from riskq.errors import UsageError
 from riskq.labels import canonical_risk
 from riskq.run_dir import RESUMABLE_KEYS, config_differences
 
@@ -35,8 +34,7 @@ def saved_config(run_dir: Path) -> TrainConfig:
     if not path.is_file():
         raise UsageError(f"resume: {path} not found (resume takes a riskq-train run directory)")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
-        return OmegaConf.to_object(merged)
+        return load_train_config(path)
     except OmegaConfBaseException as error:
         raise UsageError(f"resume: {path} does not fit the config schema ({error})") from None
 

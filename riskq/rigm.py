@@ -7,24 +7,19 @@ centralised best joint action is compared with the decentralised choice
 (argmax_a psi(theta_i[a]) per agent). regret = psi(best) - psi(decentralised); a trial
 violates RIGM when regret > tol (ties are not violations).
 
-``check_rigm`` works on any mixer, trained or freshly initialised; ``riskq-rigm`` (Hydra CLI,
-configs/rigm.yaml) runs it on random inputs for several mixers and risk measures. Reference:
-Shen et al., NeurIPS 2023, arXiv:2311.01753.
+``check_rigm`` works on any mixer, trained or freshly initialised; ``run_rigm`` runs it on
+random inputs for several mixers and risk measures (``RigmConfig``, the schema of
+configs/rigm.yaml), and ``riskq.rigm_trained`` on the states a trained run meets. The command
+``riskq-rigm`` is ``riskq.cli.rigm``. Reference: Shen et al., NeurIPS 2023, arXiv:2311.01753.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import hydra
 import torch
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
 
-from riskq.cli_errors import hydra_command, job_errors
-from riskq.config import CONFIG_PATH, MixerConfig, RiskConfig
+from riskq.config import MixerConfig, RiskConfig
 from riskq.mixers import MIXERS, Mixer, RiskFn, make_mixer
 from riskq.risk import RiskMeasure, make_risk_measure
 
@@ -236,10 +231,7 @@ class RigmConfig:
     episodes: int = 32  # evaluation episodes whose states the trained-model check uses
 
 
-ConfigStore.instance().store(name="rigm_schema", node=RigmConfig)
-
-
-def _validate(cfg: RigmConfig) -> list[RiskMeasure]:
+def validate(cfg: RigmConfig) -> list[RiskMeasure]:
     """Raise ValueError naming the bad key; return the risk measures."""
     for key in ("n_agents", "n_actions", "n_quantiles", "state_dim", "trials", "trials_per_init"):
         if getattr(cfg, key) < 1:
@@ -295,7 +287,7 @@ def _check_one(cfg: RigmConfig, *, mixer_name: str, risk_fn: RiskMeasure, inputs
 
 def run_rigm(cfg: RigmConfig) -> list[dict]:
     """Evaluate every mixer x risk measure; return one row (dict) per pair."""
-    risks = _validate(cfg)
+    risks = validate(cfg)
     torch.set_num_threads(cfg.threads)
     generator = torch.Generator().manual_seed(cfg.seed)
     inputs = random_inputs(
@@ -328,38 +320,3 @@ def format_table(rows: list[dict]) -> str:
             f"{row['violations']:>11}{row['violation_rate']:>8.3f}{row['max_regret']:>12.2e}"
         )
     return "\n".join(lines)
-
-
-def run_trained(cfg: RigmConfig) -> tuple[list[dict], str | None]:
-    """RIGM of a trained run (``run=``): under its own risk measure, then each of ``risks``
-    not equal to it; no rows and the reason when the check is vacuous (VDN, QMIX)."""
-    from riskq.rigm_trained import trained_rigm_rows  # local: it loads the whole trainer
-
-    return trained_rigm_rows(run=cfg.run, episodes=cfg.episodes, tol=cfg.tol, risks=_validate(cfg))
-
-
-@hydra.main(config_path=CONFIG_PATH, config_name="rigm", version_base="1.3")
-def run(dict_cfg: DictConfig) -> None:
-    """The task function of ``riskq-rigm``."""
-    with job_errors("riskq-rigm"):
-        report_rigm(OmegaConf.to_object(dict_cfg))
-
-
-def report_rigm(cfg: RigmConfig) -> None:
-    """Print the table (or why the check is vacuous) and write the JSON output."""
-    rows, note = run_trained(cfg) if cfg.run is not None else (run_rigm(cfg), None)
-    print(note if note is not None else format_table(rows))
-    if cfg.output is not None:
-        output = Path(cfg.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        result = {"config": asdict(cfg), "rows": rows, **({"note": note} if note else {})}
-        output.write_text(json.dumps(result, indent=2))
-        print(f"wrote {cfg.output}")
-
-
-# Console entry point: bad values exit with a one-line error (code 2).
-main = hydra_command("riskq-rigm", run)
-
-
-if __name__ == "__main__":
-    main()

@@ -16,9 +16,10 @@ import sys
 
 import torch
 
+from riskq.evaluate import load_run
 from riskq.experiment import EVAL_SEED_OFFSET
 from riskq.learner import agent_inputs
-from riskq.rigm import check_rigm
+from riskq.rigm import RigmConfig, check_rigm, validate
 from riskq.risk import RiskMeasure
 
 
@@ -53,8 +54,6 @@ def trained_rigm_rows(
 ) -> tuple[list[dict], str | None]:
     """One row per risk measure, the run's own first, then each of ``risks`` not equal to it;
     or no rows and the reason when the check is vacuous."""
-    from riskq.evaluate import load_run  # local: evaluate imports the whole trainer
-
     say(f"loading {run}")
     cfg, exp, _ = load_run(run, episodes=episodes)
     reason = vacuous_reason(
@@ -95,3 +94,9 @@ def trained_rigm_rows(
             }
         )
     return rows, None
+
+
+def run_trained(cfg: RigmConfig) -> tuple[list[dict], str | None]:
+    """RIGM of a trained run (``run=``): under its own risk measure, then each of ``risks``
+    not equal to it; no rows and the reason when the check is vacuous (VDN, QMIX)."""
+    return trained_rigm_rows(run=cfg.run, episodes=cfg.episodes, tol=cfg.tol, risks=validate(cfg))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from envs.base import BatchedEnv, EnvObs
-from riskq.buffer import EpisodeBatch
+from riskq.buffer import EPISODE_FIELDS, EpisodeBatch, episode_tensors
 from riskq.networks import RecurrentQuantileAgent, actions_onehot, build_agent_inputs
 from riskq.risk import RiskMeasure
 
@@ -58,41 +58,33 @@ class Rollout:
 
 
 class EpisodeRecorder:
-    """Preallocated numpy arrays for one lock-step collection of E episodes."""
+    """Preallocated arrays of every episode field (``EpisodeBatch``) for one lock-step
+    collection of E episodes: ``arrays[name]`` [E, T(+1), ...] numpy views of zero tensors."""
 
     def __init__(self, env: BatchedEnv) -> None:
-        info, envs = env.info, env.num_envs
-        limit = info.episode_limit
-        n, a = info.n_agents, info.n_actions
-        self.obs = np.zeros((envs, limit + 1, n, info.obs_dim), np.float32)  # [E, T+1, N, O]
-        self.state = np.zeros((envs, limit + 1, info.state_dim), np.float32)  # [E, T+1, S]
-        self.avail = np.zeros((envs, limit + 1, n, a), bool)  # [E, T+1, N, A]
-        self.feats = np.zeros((envs, limit + 1, n, info.agent_feature_dim), np.float32)
-        self.actions = np.zeros((envs, limit, n), np.int64)  # [E, T, N]
-        self.reward = np.zeros((envs, limit), np.float32)  # [E, T]
-        self.terminated = np.zeros((envs, limit), bool)  # [E, T]
-        self.mask = np.zeros((envs, limit), bool)  # [E, T]
+        self.tensors = episode_tensors(env.info, env.num_envs)  # CPU, padded to the limit
+        self.arrays = {name: tensor.numpy() for name, tensor in self.tensors.items()}
 
     def observe(self, t: int, env_obs: EnvObs) -> None:
-        self.obs[:, t] = env_obs.obs
-        self.state[:, t] = env_obs.state
-        self.avail[:, t] = env_obs.avail_actions
-        if env_obs.agent_features is not None:
-            self.feats[:, t] = env_obs.agent_features
+        """Observation entry ``t`` of every per-observation field, read from the ``EnvObs``
+        attribute of the same name (a None one, e.g. no agent features, stays zero)."""
+        for name, layout in EPISODE_FIELDS.items():
+            value = getattr(env_obs, name) if layout.per_observation else None
+            if value is not None:
+                self.arrays[name][:, t] = value
+
+    def record_step(self, t: int, **values: np.ndarray) -> None:
+        """Step entry ``t`` of per-step fields, e.g. ``actions`` [E, N], ``reward`` [E]."""
+        for name, value in values.items():
+            self.arrays[name][:, t] = value
 
     def to_batch(self, steps: int, device: torch.device) -> EpisodeBatch:
-        def tensor(array: np.ndarray, length: int) -> torch.Tensor:
-            return torch.from_numpy(array[:, :length].copy()).to(device)
-
+        """The first ``steps`` steps of every episode, copied to ``device``."""
         return EpisodeBatch(
-            obs=tensor(self.obs, steps + 1),
-            state=tensor(self.state, steps + 1),
-            avail_actions=tensor(self.avail, steps + 1),
-            agent_features=tensor(self.feats, steps + 1),
-            actions=tensor(self.actions, steps),
-            reward=tensor(self.reward, steps),
-            terminated=tensor(self.terminated, steps),
-            mask=tensor(self.mask, steps),
+            **{
+                name: tensor[:, : EPISODE_FIELDS[name].entries(steps)].clone().to(device)
+                for name, tensor in self.tensors.items()
+            }
         )
 
 
@@ -137,8 +129,13 @@ class Runner:
             psi_sum += float(chosen[active].sum())
             psi_count += int(active.sum()) * info.n_agents
             step = env.step(actions)
-            record.actions[:, t], record.reward[:, t] = actions, step.reward
-            record.terminated[:, t], record.mask[:, t] = step.terminated & active, active
+            record.record_step(
+                t,
+                actions=actions,
+                reward=step.reward,
+                terminated=step.terminated & active,
+                mask=active,
+            )
             active = active & ~(step.terminated | step.truncated)
             env_obs = step.next_obs
             record.observe(t + 1, env_obs)
@@ -147,10 +144,11 @@ class Runner:
             )  # [E, N, A]
             if not active.any():
                 break
+        reward, mask = record.arrays["reward"], record.arrays["mask"]  # [E, T]
         return Rollout(
             batch=record.to_batch(t + 1, self.device),
-            returns=(record.reward * record.mask).sum(axis=1),
-            lengths=record.mask.sum(axis=1),
+            returns=(reward * mask).sum(axis=1),
+            lengths=mask.sum(axis=1),
             psi_chosen=psi_sum / max(psi_count, 1),
             env_metrics=env.episode_metrics(),
         )

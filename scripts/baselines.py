@@ -67,7 +67,7 @@ def commands(
     """One ``riskq-train -m`` command line per sweep, run by this interpreter."""
     launch = [] if launcher == "basic" else [f"hydra/launcher={launcher}"]
     return [
-        [sys.executable, "-m", "riskq.train", "-m", *launch,
+        [sys.executable, "-m", "riskq.cli.train", "-m", *launch,
          *sweep_overrides(sweep, env=env, seeds=seeds), *extra,
          f"hydra.sweep.dir={sweep_dir / sweep.name}"]
         for sweep in SWEEPS

@@ -51,11 +51,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs import make_batched_env
-from riskq.config import compose_config
+from riskq.cli.compose import compose_config
 from riskq.experiment import build_experiment
-from riskq.kernels import sort_quantiles
 from riskq.learner import agent_inputs
-from riskq.train import train
+from riskq.trainer import train
 
 REFERENCE_ENV_STEPS_PER_S = 127.0  # reference implementation, MACF, 2 threads, 30k steps
 REFERENCE_S_PER_UPDATE = 1.44  # its learner update, same sitting
@@ -71,14 +70,10 @@ def timed(fn, repeats: int) -> float:
 
 
 def bare_step(exp, batch) -> None:
+    """The floor: the online network's prediction (no targets), its mean as the loss, and the
+    learner's own backward and optimiser step."""
     learner = exp.learner
-    inputs = agent_inputs(batch, exp.env.info.n_actions)  # [B, T+1, N, I]
-    features = learner.agent.features(inputs)[:, :-1]  # [B, T, N, H]
-    chosen = sort_quantiles(learner.agent.action_quantiles(features, batch.actions))
-    joint = learner.mix(learner.mixer, chosen, batch, slice(None, -1))  # [B, T, K]
-    learner.zero_grad()
-    joint.mean().backward()
-    learner.apply_gradients()
+    learner.step(learner.online_prediction(batch).mean())  # prediction: [B, T, K]
 
 
 def update_gflop(learner, batch) -> float:

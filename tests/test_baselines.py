@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from riskq.config import compose_config
+from riskq.cli.compose import compose_config
 from scripts import baselines, baselines_table
 
 LEVELS = {"wang": 0.75, "cvar": 0.2, "neutral": 0.0}  # configs/risk/
@@ -31,7 +31,7 @@ def test_sweep_command_lines_expand_to_the_jobs(tmp_path):
     lines = baselines.commands(env="macn", seeds=5, sweep_dir=tmp_path, launcher="basic", extra=[])
     expanded = []
     for line in lines:
-        assert line[line.index("riskq.train") + 1] == "-m"
+        assert line[line.index("riskq.cli.train") + 1] == "-m"
         sweep = [item.split("=") for item in line if item.split("=")[0] in SWEEP_KEYS]
         choices = [[f"{key}={value}" for value in values.split(",")] for key, values in sweep]
         expanded += [sorted(job) for job in itertools.product(*choices)]

@@ -30,7 +30,7 @@ def test_short_training_run_on_an_external_env(tmp_path, env, algo):
         f"hydra.run.dir={run_dir}",
     ]
     result = subprocess.run(
-        [sys.executable, "-m", "riskq.train", *args],
+        [sys.executable, "-m", "riskq.cli.train", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

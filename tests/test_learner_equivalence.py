@@ -14,9 +14,16 @@ import pytest
 import torch
 
 from riskq import kernels
-from riskq.config import compose_config
+from riskq.cli.compose import compose_config
 from riskq.experiment import build_experiment
-from riskq.kernels import action_head, gru_sequences, sort_quantiles
+from riskq.kernels import (
+    SHORT_SEQUENCE_STEPS,
+    action_head,
+    gru_sequences,
+    gru_steps,
+    sort_quantiles,
+)
+from riskq.learner import rmsprop_step
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.targets import td_lambda_targets
 
@@ -110,7 +117,9 @@ def plain_objective(learner, batch):
 
 
 # ----------------------------------------------------------------------------- fixtures
-def learner_and_batch(algo: str, env: str, *, shared: bool = True, dtype=torch.float32):
+def learner_and_batch(
+    algo: str, env: str, *, shared: bool = True, dtype=torch.float32, episode_limit: int = 15
+):
     overrides = [
         f"algo={algo}",
         f"env={env}",
@@ -122,7 +131,7 @@ def learner_and_batch(algo: str, env: str, *, shared: bool = True, dtype=torch.f
         "seed=3",
     ]
     if env == "macf":
-        overrides += ["env.args.episode_limit=15"]
+        overrides += [f"env.args.episode_limit={episode_limit}"]
     if compose_config(overrides).algo.agent.n_quantiles > 1:
         overrides += ["algo.agent.n_quantiles=8"]
     exp = build_experiment(compose_config(overrides))
@@ -155,6 +164,8 @@ def assert_same_update(learner, batch, tolerance=TOLERANCE):
     plain_loss, plain_predicted, plain_targets = plain_objective(learner, batch)
     loss, predicted, targets = learner.objective(batch)
     valid = batch.mask
+    if targets.shape[-1] == 1:  # one sample stands for K equal ones (one-step games: G = r)
+        targets = targets.expand_as(plain_targets)
     torch.testing.assert_close(targets[valid], plain_targets[valid], **tolerance)
     torch.testing.assert_close(predicted[valid], plain_predicted[valid], **tolerance)
     torch.testing.assert_close(loss, plain_loss, **tolerance)
@@ -185,6 +196,71 @@ def test_update_equals_plain_update_per_agent_networks_in_float64(algo, head_pat
     learner, batch = learner_and_batch(algo, "macn", shared=False, dtype=torch.float64)
     assert not batch.mask.all()  # padded episodes of different lengths
     assert_same_update(learner, batch, TIGHT)
+
+
+@pytest.mark.parametrize("algo", ["riskq", "dmix", "qmix"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_one_step_game_update_equals_plain_update_in_float64(algo, shared, head_path):
+    """The matrix games' path: T = 1, every step terminal (one target sample, G = r), the GRU
+    as plain autograd ops from the zero state (riskq.kernels.gru_steps)."""
+    learner, batch = learner_and_batch(algo, "matrix", shared=shared, dtype=torch.float64)
+    assert batch.max_steps == 1 and batch.terminated[batch.mask].all()
+    targets = learner.objective(batch)[2]
+    assert targets.shape[-1] == 1
+    assert_same_update(learner, batch, TIGHT)
+
+
+@pytest.mark.parametrize("algo", ["riskq", "dmix", "qmix"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_short_bootstrapped_sequences_equal_plain_update_in_float64(algo, shared, head_path):
+    """One-step MACF episodes that are truncated, not terminated: both networks run over
+    T + 1 = 2 steps through gru_steps (a non-zero hidden state at the second step)."""
+    assert SHORT_SEQUENCE_STEPS >= 2
+    learner, batch = learner_and_batch(
+        algo, "macf", shared=shared, dtype=torch.float64, episode_limit=1
+    )
+    assert batch.max_steps == 1 and not batch.terminated.any()
+    assert_same_update(learner, batch, TIGHT)
+
+
+def test_hand_written_rmsprop_step_equals_torch_step():
+    """riskq.learner.rmsprop_step against torch's RMSprop, step for step, to the last bit."""
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(50, generator=generator)
+    params = [torch.nn.Parameter(start.clone()) for _ in range(2)]
+    optimisers = [torch.optim.RMSprop([p], lr=1e-2, alpha=0.9, eps=1e-5) for p in params]
+    for _ in range(4):
+        grad = torch.randn(50, generator=generator)
+        for param in params:
+            param.grad = grad.clone()
+        optimisers[0].step()
+        rmsprop_step(optimisers[1])
+        assert torch.equal(params[0], params[1])
+    states = [opt.state_dict()["state"][0] for opt in optimisers]
+    assert torch.equal(states[0]["square_avg"], states[1]["square_avg"])
+    assert torch.equal(states[0]["step"], states[1]["step"]) and float(states[1]["step"]) == 4
+
+
+def test_gru_steps_equal_nn_gru_from_zero_and_given_state():
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(5, 7)
+    upstream = torch.randn(2, 4, 7)
+    for steps, hidden in ((1, None), (2, None), (2, torch.randn(4, 7))):
+        inputs = torch.randn(steps, 4, 5, requires_grad=True)
+        got = gru_steps(gru, inputs, hidden)  # [T, B', H]
+        start = torch.zeros(1, 4, 7) if hidden is None else hidden.unsqueeze(0)
+        expected, _ = gru(inputs, start)
+        torch.testing.assert_close(got, expected, **TOLERANCE)
+        names = ["inputs", *dict(gru.named_parameters())]
+        wrt = [inputs, *gru.parameters()]
+        got_grads = torch.autograd.grad((got * upstream[:steps]).sum(), wrt, allow_unused=True)
+        grads = torch.autograd.grad((expected * upstream[:steps]).sum(), wrt)
+        for name, a, b in zip(names, got_grads, grads, strict=True):
+            if a is None:  # only W_hh, from the zero state, where its gradient is exactly 0
+                assert name == "weight_hh_l0" and steps == 1 and hidden is None
+                assert not b.any()
+                continue
+            torch.testing.assert_close(a, b, **TOLERANCE, msg=lambda m, n=name: f"{n}: {m}")
 
 
 def test_update_step_changes_only_online_parameters():

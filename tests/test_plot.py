@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from riskq import plot
+from riskq.cli import plot as plot_cli
 
 EVAL_STEPS = (0, 2_000, 4_000, 6_000)
 
@@ -173,7 +174,7 @@ def test_groups_by_risk_parameter(tmp_path):
 
 def test_main_writes_figures_and_tables(sweep, tmp_path, capsys):
     out = tmp_path / "plots"
-    assert plot.main([str(sweep), "--out", str(out)]) == 0
+    assert plot_cli.main([str(sweep), "--out", str(out)]) == 0
     png, svg = out / "risk_ladder.png", out / "risk_ladder.svg"
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 10_000
     assert "<svg" in svg.read_text() and "CVaR" in svg.read_text()
@@ -191,7 +192,7 @@ def test_main_writes_figures_and_tables(sweep, tmp_path, capsys):
 
 def test_main_default_out_and_other_metrics(sweep, capsys):
     argv = [str(sweep / "vdn"), "--metrics", "train/loss", "--x", "wall_minutes"]
-    assert plot.main(argv) == 0
+    assert plot_cli.main(argv) == 0
     assert (sweep / "vdn" / "plots" / "risk_ladder.svg").stat().st_size > 0
     assert "| risk_ladder | vdn | cvar(0.2) | 3 | 0.50 [0.50, 0.50] |" in capsys.readouterr().out
     scalars = plot.load_scalars(plot.find_runs([sweep / "vdn"]))
@@ -228,7 +229,7 @@ def test_main_errors_are_one_line(tmp_path, capsys, make, argv_tail, message):
     make(tmp_path)
     paths = [str(tmp_path / argv_tail[0])] if argv_tail[:1] == ["missing"] else [str(tmp_path)]
     options = [a for a in argv_tail if a != "missing"]
-    assert plot.main([*paths, *options]) == 2
+    assert plot_cli.main([*paths, *options]) == 2
     *warnings, error = capsys.readouterr().err.splitlines()  # a warning per skipped run
     assert error.startswith("riskq-plot: error: ") and message in error
     assert all(line.startswith("riskq-plot: warning: ") for line in warnings)
@@ -254,7 +255,7 @@ def test_incomplete_runs_are_drawn_but_left_out_of_the_final_table(tmp_path, cap
     failed = write_fake_run(tmp_path / "failed", seed=3, scalars={"eval/return_mean": ramp(50.0)})
     (failed / "summary.json").write_text(json.dumps({"status": "failed", "error": "non-finite"}))
     out = tmp_path / "plots"
-    assert plot.main([str(tmp_path), "--out", str(out), "--metrics", "eval/return_mean"]) == 0
+    assert plot_cli.main([str(tmp_path), "--out", str(out), "--metrics", "eval/return_mean"]) == 0
     row = pd.read_csv(out / "final_performance.csv").iloc[0]
     assert row.n_seeds == 2 and row["eval/return_mean_mean"] == pytest.approx(2.0)
     [warning] = capsys.readouterr().err.splitlines()

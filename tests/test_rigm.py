@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+from riskq.cli.compose import register_configs
 from riskq.config import MixerConfig, RiskConfig
 from riskq.mixers import make_mixer
 from riskq.rigm import (
@@ -201,7 +202,7 @@ def run_cli(*args, cwd):
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.run(
-        [sys.executable, "-m", "riskq.rigm", *args],
+        [sys.executable, "-m", "riskq.cli.rigm", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -254,6 +255,7 @@ def test_bad_values_name_the_key(changes, expected):
 
 
 def test_yaml_composes_into_schema_with_the_same_defaults():
+    register_configs()  # riskq-rigm stores the schema that configs/rigm.yaml names
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = OmegaConf.to_object(compose(config_name="rigm"))
         assert isinstance(cfg, RigmConfig) and cfg == RigmConfig()

@@ -17,9 +17,9 @@ import pytest
 import torch
 import yaml
 
-from riskq import evaluate as riskq_eval
-from riskq import rigm as riskq_rigm
-from riskq import train as riskq_train
+from riskq.cli import evaluate as riskq_eval
+from riskq.cli import rigm as riskq_rigm
+from riskq.cli import train as riskq_train
 from riskq.finite import non_finite
 from riskq.labels import risk_label, risk_level
 from riskq.logger import RunLogger

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 import envs
-from riskq.config import compose_config
+from riskq.cli.compose import compose_config
 from riskq.experiment import build_experiment
-from riskq.train import train
+from riskq.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "env"
@@ -114,11 +114,12 @@ def copy_seeds(seed: int, count: int) -> list[int]:
 def test_every_config_builds_its_scenario(jaxmarl, map_name):
     args = load_args(f"smax_{map_name}")
     assert args["map_name"] == map_name
-    info = envs.make_batched_env("smax", num_envs=2, **args).info
+    env = envs.make_batched_env("smax", num_envs=2, **args)
+    info = env.info
     n, a, o, s = MAPS[map_name]
     assert (info.n_agents, info.n_actions, info.obs_dim, info.state_dim) == (n, a, o, s)
     assert (info.agent_feature_dim, info.episode_limit) == (10, 100)
-    assert info.metric_names == ("win_rate", "allies_dead", "enemies_killed")
+    assert list(env.episode_metrics()) == ["win_rate", "allies_dead", "enemies_killed"]
 
 
 def test_adapter_matches_raw_jaxmarl_and_freezes_ended_copies(jaxmarl):
@@ -259,7 +260,7 @@ def test_missing_extra_is_one_line_naming_it(tmp_path):
     """Without jaxmarl (blocked here), env=smax_3m stops with one line and exit code 2."""
     code = (
         "import sys; sys.modules['jaxmarl'] = None; "
-        "from riskq.train import main; sys.argv = ['riskq-train', *sys.argv[1:]]; main()"
+        "from riskq.cli.train import main; sys.argv = ['riskq-train', *sys.argv[1:]]; main()"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, "env=smax_3m", f"hydra.run.dir={tmp_path / 'run'}"],

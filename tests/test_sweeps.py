@@ -42,7 +42,7 @@ def sweep_runs(sweep_dir: Path) -> list[Path]:
 def test_sweep_runs_every_job_in_its_own_directory(tmp_path, launcher):
     sweep_dir = tmp_path / "sweep"
     result = riskq(
-        "riskq.train",
+        "riskq.cli.train",
         "-m",
         f"hydra/launcher={launcher}",
         "seed=0,1",
@@ -62,12 +62,17 @@ def test_sweep_runs_every_job_in_its_own_directory(tmp_path, launcher):
 def test_plot_aggregates_a_real_sweep(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = riskq(
-        "riskq.train", "-m", "seed=0,1", "risk=neutral,cvar", *TINY, f"hydra.sweep.dir={sweep_dir}"
+        "riskq.cli.train",
+        "-m",
+        "seed=0,1",
+        "risk=neutral,cvar",
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(sweep_runs(sweep_dir)) == 4
     out = tmp_path / "plots"
-    plotted = riskq("riskq.plot", str(sweep_dir), "--out", str(out))
+    plotted = riskq("riskq.cli.plot", str(sweep_dir), "--out", str(out))
     assert plotted.returncode == 0, plotted.stderr
     assert (out / "risk_ladder.png").stat().st_size > 10_000
     assert (out / "risk_ladder.svg").stat().st_size > 10_000

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from envs import ENVS
-from riskq.config import compose_config
+from riskq.cli.compose import compose_config
 from riskq.experiment import build_experiment
 from riskq.mixers import MIXERS
 from riskq.risk import make_risk_measure
-from riskq.train import train
+from riskq.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))
@@ -70,7 +70,7 @@ def test_every_algo_trains_on_every_toy_env(tmp_path, algo, env):
 
 def test_cli_writes_a_complete_run_directory(tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli("riskq.train", *TINY, f"hydra.run.dir={run_dir}")
+    result = run_cli("riskq.cli.train", *TINY, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
     for name in ["config.yaml", "metrics.jsonl", "summary.json", "checkpoints/latest.pt"]:
         assert (run_dir / name).is_file(), name
@@ -89,14 +89,21 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
     } <= scalars
 
     evaluated = run_cli(
-        "riskq.evaluate", str(run_dir), "--episodes", "8", "--risk", "cvar", "--risk-param", "0.2"
+        "riskq.cli.evaluate",
+        str(run_dir),
+        "--episodes",
+        "8",
+        "--risk",
+        "cvar",
+        "--risk-param",
+        "0.2",
     )
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads((run_dir / "eval_cvar_0.2.json").read_text())
     assert result["optimal_action"] == "(S, S)" and result["episodes"] == 8
 
     rigm_json = tmp_path / "rigm.json"
-    checked = run_cli("riskq.rigm", f"run={run_dir}", "episodes=4", f"output={rigm_json}")
+    checked = run_cli("riskq.cli.rigm", f"run={run_dir}", "episodes=4", f"output={rigm_json}")
     assert checked.returncode == 0, checked.stderr
     rows = json.loads(rigm_json.read_text())["rows"]
     assert rows[0]["label"] == "Wang(0.75)" and rows[0]["trials"] == 4
@@ -116,7 +123,7 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
 )
 def test_bad_input_is_a_one_line_error_and_leaves_no_run_dir(tmp_path, args, message):
     run_dir = tmp_path / "run"
-    result = run_cli("riskq.train", *args, f"hydra.run.dir={run_dir}")
+    result = run_cli("riskq.cli.train", *args, f"hydra.run.dir={run_dir}")
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -124,7 +131,7 @@ def test_bad_input_is_a_one_line_error_and_leaves_no_run_dir(tmp_path, args, mes
 
 
 def test_missing_checkpoint_in_eval_is_a_one_line_error(tmp_path):
-    result = run_cli("riskq.evaluate", str(tmp_path))
+    result = run_cli("riskq.cli.evaluate", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "checkpoint not found" in result.stderr
 
@@ -203,7 +210,7 @@ def test_risk_alpha_alias_sets_the_level():
 def test_sweep_jobs_get_at_most_their_share_of_the_cores(launcher, threads, expected, monkeypatch):
     from omegaconf import OmegaConf
 
-    from riskq.train import sweep_threads
+    from riskq.cli.train import sweep_threads
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert sweep_threads(threads, OmegaConf.create(launcher)) == expected

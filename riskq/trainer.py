@@ -1,29 +1,26 @@
-"""``riskq-train``: train one algorithm on one env under one risk measure (Hydra app).
+"""The training loop as library code: counters, one iteration, the updates it pays for,
+checkpoint state, and ``train``, which runs a whole run into a run directory.
 
-    riskq-train algo=riskq env=macn risk=cvar risk.param=0.2 seed=3
-    riskq-train -m seed=0,1,2 risk=neutral,cvar,wang
+``riskq-train`` (``riskq.cli.train``) composes the config, checks and locks the run directory,
+then calls ``train``; scripts and tests call it directly::
 
-Each run writes into Hydra's run directory: ``config.yaml`` (resolved), ``overrides.yaml``,
-``tb/`` (TensorBoard), ``metrics.jsonl``, ``checkpoints/latest.pt`` and ``summary.json`` (status
-and final evaluation). The rules that keep run directories safe (locking, resume, clean-up of
-failed start-ups) live in ``riskq.run_dir``; every error is one line (``riskq.cli_errors``).
+    cfg = compose_config(["env=macn", "t_max=2000"])
+    summary = train(cfg, Path("runs/macn"), build_experiment(cfg))
+
+A run directory holds ``tb/`` (TensorBoard), ``metrics.jsonl``, ``checkpoints/latest.pt`` and
+``summary.json`` (status and final evaluation). No Hydra, no argument parsing, no exit: a run
+that fails raises ``RunFailed`` (``riskq.errors``) after marking its summary failed.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
 
 from riskq.checkpoint import (
     CHECKPOINT_DIR,
@@ -33,25 +30,14 @@ from riskq.checkpoint import (
     mismatch,
     save_checkpoint,
 )
-from riskq.cli_errors import RunFailed, UsageError, hydra_command, job_errors
-from riskq.config import CONFIG_PATH, TrainConfig, register_configs
-from riskq.experiment import EVAL_SEED_OFFSET, Experiment, build_experiment, evaluate
+from riskq.config import TrainConfig
+from riskq.errors import RunFailed
+from riskq.experiment import EVAL_SEED_OFFSET, Experiment, evaluate, rollout_statistics
 from riskq.finite import non_finite
-from riskq.labels import canonical_risk, register_resolvers
 from riskq.logger import RunLogger
 from riskq.matrix_report import initial_greedy_report, matrix_summary
-from riskq.resume import check_same_experiment, checkpoint_step, resume_dir
-from riskq.run_dir import (
-    SUMMARY_FILE,
-    RunLock,
-    existing_run_files,
-    remove_created_empty_dirs,
-    run_status,
-)
+from riskq.run_dir import SUMMARY_FILE
 from riskq.runner import Rollout, linear_epsilon
-
-register_configs()
-register_resolvers()  # ${riskq_risk_dir:...} in configs/train.yaml's hydra.run.dir
 
 
 @dataclass
@@ -67,16 +53,10 @@ class Counters:
 
 
 def train_scalars(rollout: Rollout, metrics: dict[str, float], epsilon: float) -> dict:
-    scalars = {
-        "train/return_mean": float(rollout.returns.mean()),
-        "train/episode_length": float(rollout.lengths.mean()),
-        "train/epsilon": epsilon,
-        "train/psi_chosen": rollout.psi_chosen,
-        **{f"train/{name}": value for name, value in metrics.items()},
-    }
-    for name, values in rollout.env_metrics.items():
-        scalars[f"train/{name}"] = float(np.mean(values))
-    return scalars
+    """The training scalars of one iteration: the rollout's return, length and env metrics,
+    epsilon, psi of the chosen actions and the last update's learner metrics."""
+    extra = {"epsilon": epsilon, "psi_chosen": rollout.psi_chosen, **metrics}
+    return rollout_statistics(rollout, "train", return_risks=(), extra=extra)
 
 
 def run_updates(exp: Experiment, cfg: TrainConfig, counters: Counters, n_episodes: int) -> dict:
@@ -227,85 +207,3 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | Non
     }
     write_summary(run_dir, summary)
     return summary
-
-
-def start(cfg: TrainConfig, run_dir: Path, state: dict | None, hydra_cfg) -> dict | None:
-    """Checks that need the lock, then the run; None when a resumed run is already complete."""
-    if state is None and existing_run_files(run_dir):
-        raise UsageError(
-            f"{run_dir} already holds a run ({', '.join(existing_run_files(run_dir))}); continue "
-            f"it with resume={run_dir}, or choose another hydra.run.dir"
-        )
-    step = None if state is None else checkpoint_step(state, cfg.resume)
-    if step is not None and step >= cfg.t_max and run_status(run_dir) == "complete":
-        print(
-            f"riskq-train: {run_dir} is already complete (env step {step} >= t_max "
-            f"{cfg.t_max}); nothing to do",
-            file=sys.stderr,
-        )
-        return None
-    exp = build_experiment(cfg)  # validates names and arguments before anything is written
-    if state is not None:
-        restore(exp, state, cfg.resume)  # a checkpoint that does not fit fails before any write
-    OmegaConf.save(OmegaConf.structured(cfg), run_dir / "config.yaml")
-    if state is None:
-        OmegaConf.save(OmegaConf.create(list(hydra_cfg.overrides.task)), run_dir / "overrides.yaml")
-    return train(cfg, run_dir, exp, state=state)
-
-
-def sweep_threads(threads: int, launcher: DictConfig) -> int:
-    """Torch threads of one sweep job: ``threads`` capped at the cores each concurrent job has.
-
-    Jobs that share cores must not each spin several threads (a multi-threaded op waits for the
-    busiest core): the joblib launcher's ``n_jobs`` runs share ``os.cpu_count()`` cores, and
-    submitit's ``cpus_per_task`` is the cores a job gets. The basic launcher runs one job at a time.
-    """
-    cores = os.cpu_count() or 1
-    n_jobs = OmegaConf.select(launcher, "n_jobs", default=None)
-    if n_jobs is not None and int(n_jobs) > 0:
-        cores = max(1, cores // int(n_jobs))
-    cpus = OmegaConf.select(launcher, "cpus_per_task", default=None)
-    if cpus is not None and int(cpus) > 0:
-        cores = min(cores, int(cpus))
-    return max(1, min(threads, cores))
-
-
-def train_from_config(raw: DictConfig) -> None:
-    """One training run from its composed config.
-
-    Nothing in the run directory is written before every check has passed.
-    """
-    hydra_cfg = HydraConfig.get()
-    cfg: TrainConfig = OmegaConf.to_object(raw)
-    cfg = replace(cfg, risk=canonical_risk(cfg.risk))  # config.yaml stores one level: param
-    if hydra_cfg.mode == RunMode.MULTIRUN:  # parallel runs would garble one console
-        cfg = replace(cfg, progress=False, threads=sweep_threads(cfg.threads, hydra_cfg.launcher))
-    run_dir, state = Path(hydra_cfg.runtime.output_dir), None
-    if cfg.resume is not None:
-        state = load_checkpoint(cfg.resume)  # read-only checks first
-        run_dir = resume_dir(cfg, hydra_cfg)
-        check_same_experiment(cfg, run_dir)
-    lock = RunLock(run_dir).acquire()
-    try:
-        summary = start(cfg, run_dir, state, hydra_cfg)
-    finally:
-        lock.release()
-    if summary is not None:
-        shown = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
-        print(json.dumps({"run_dir": str(run_dir), **shown}, indent=2))
-
-
-@hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
-def run(raw: DictConfig) -> None:
-    """The task function that Hydra calls."""
-    with job_errors("riskq-train"):
-        train_from_config(raw)
-
-
-# Console entry point: one-line errors (exit 2; 1 for a failed run), and removal of the
-# directories this invocation created and left empty.
-main = hydra_command("riskq-train", run, cleanup=remove_created_empty_dirs)
-
-
-if __name__ == "__main__":
-    main()

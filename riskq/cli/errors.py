@@ -3,8 +3,10 @@
 
 Exit codes: 2 for input that is refused (a bad key or value, a config or checkpoint that cannot
 be read, a run directory that is in use or holds another run), 1 for a run that started and
-then failed (``RunFailed``, e.g. non-finite values during training). Unexpected exceptions keep
-their traceback, and ``HYDRA_FULL_ERROR=1`` shows the traceback of every error.
+then failed (``RunFailed``, e.g. non-finite values during training). ``UsageError`` and
+``RunFailed`` live in ``riskq.errors``, so library code raises them without importing this
+layer. Unexpected exceptions keep their traceback, and ``HYDRA_FULL_ERROR=1`` shows the
+traceback of every error.
 """
 
 from __future__ import annotations
@@ -22,18 +24,12 @@ from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
+from riskq.errors import RunFailed
+
 REFUSED = 2  # exit code of refused input
 FAILED = 1  # exit code of a run that started and failed
 # Errors raised by launcher plugins (e.g. submitit's "Could not detect srun") are bad input too.
 LAUNCHER_MODULES = ("submitit", "hydra_plugins")
-
-
-class UsageError(ValueError):
-    """Input that riskq refuses before it writes anything (exit code 2)."""
-
-
-class RunFailed(RuntimeError):
-    """A run that started and failed; its run directory says so (exit code 1)."""
 
 
 def one_line(text: str) -> str:

@@ -1,0 +1,81 @@
+"""``riskq-eval``: evaluate a trained run greedily, optionally under another risk measure.
+
+    riskq-eval results/runs/<...>/seed0_<time> --episodes 500 --risk cvar --risk-param 0.2
+
+Loads ``config.yaml`` and ``checkpoints/latest.pt`` of a run directory (or a checkpoint file
+inside one), plays greedy episodes and prints and saves the same statistics as training's
+evaluation (``eval/return_mean``, CVaR/VaR of returns, env metrics, matrix-game optimum) to
+``eval_<risk>.json`` in the run directory, e.g. ``eval_cvar_0.2.json``.
+
+The acting measure: the run's own by default; ``--risk NAME`` alone takes NAME's default level
+(``configs/risk/NAME.yaml``); ``--risk-param`` alone changes the level of the run's measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from riskq.cli.compose import compose_config
+from riskq.cli.errors import exit_with_error, is_reported
+from riskq.config import RiskConfig
+from riskq.errors import UsageError
+from riskq.evaluate import evaluate_run, load_run, read_run
+from riskq.labels import risk_label, risk_level
+from riskq.risk import RISK_MEASURES
+
+PROG = "riskq-eval"
+
+
+def acting_risk(run_risk: RiskConfig, name: str | None, param: float | None) -> RiskConfig:
+    """The measure to act under (see the module docstring), with its level in ``param``."""
+    if name is None:
+        return RiskConfig(
+            name=run_risk.name, param=param if param is not None else risk_level(run_risk)
+        )
+    if name not in RISK_MEASURES:
+        raise UsageError(
+            f"--risk: unknown risk measure {name!r}; valid choices: {sorted(RISK_MEASURES)}"
+        )
+    if param is None:
+        param = risk_level(compose_config([f"risk={name}"]).risk)  # configs/risk/<name>.yaml
+    return RiskConfig(name=name, param=param)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="run directory (or a checkpoint .pt file inside one)")
+    parser.add_argument("--episodes", type=int, default=None, help="default: the run's")
+    parser.add_argument(
+        "--risk", default=None, help="risk measure for action selection (default: the run's)"
+    )
+    parser.add_argument(
+        "--risk-param", type=float, default=None, help="its level (default: configs/risk/<risk>)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="evaluation seed")
+    parser.add_argument("--output", default=None, help="JSON path (default: run dir)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        run_cfg, _, _ = read_run(args.run)
+        risk = acting_risk(run_cfg.risk, args.risk, args.risk_param)
+        cfg, exp, run_dir = load_run(args.run, episodes=args.episodes, risk=risk)
+    except Exception as error:
+        if not is_reported(error):
+            raise
+        exit_with_error(PROG, error)
+    result = evaluate_run(cfg, exp, run_dir, seed=args.seed)
+    name = f"eval_{risk_label(cfg.risk.name, cfg.risk.param, for_path=True)}.json"
+    output = Path(args.output) if args.output else run_dir / name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"saved {output}")
+
+
+if __name__ == "__main__":
+    main()
