@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from budgets import TINY
 
 from riskq.cli import evaluate as riskq_eval
 from riskq.cli import rigm as riskq_rigm
@@ -26,16 +27,6 @@ from riskq.logger import RunLogger
 from riskq.run_dir import config_differences
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "t_max=300",
-    "num_envs=4",
-    "eval_episodes=4",
-    "eval_interval=150",
-    "log_interval=100",
-    "algo.batch_size=4",
-    "algo.buffer_size=64",
-    "progress=false",
-]
 
 
 def run_command(monkeypatch, capsys, main, prog: str, *args: str) -> tuple[int, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from budgets import TINY
 
 from envs import ENVS
 from riskq.cli.compose import compose_config
@@ -20,16 +21,6 @@ from riskq.trainer import train
 ROOT = Path(__file__).resolve().parents[1]
 ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))
 TOY_ENVS = ["matrix", "macf", "macn"]
-TINY = [
-    "t_max=300",
-    "num_envs=4",
-    "eval_episodes=4",
-    "eval_interval=150",
-    "log_interval=100",
-    "algo.batch_size=4",
-    "algo.buffer_size=64",
-    "progress=false",
-]
 
 
 def run_cli(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -1,0 +1,13 @@
+"""Run budgets shared by the test files (not a test module)."""
+
+# The smallest riskq-train run that still logs, evaluates and checkpoints on every toy env.
+TINY = [
+    "t_max=300",
+    "num_envs=4",
+    "eval_episodes=4",
+    "eval_interval=150",
+    "log_interval=100",
+    "algo.batch_size=4",
+    "algo.buffer_size=64",
+    "progress=false",
+]
