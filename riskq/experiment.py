@@ -56,6 +56,8 @@ def validate(cfg: TrainConfig) -> None:
         )
     if not 0.0 <= cfg.algo.td_lambda <= 1.0 or not 0.0 <= cfg.algo.gamma <= 1.0:
         raise ValueError("algo.gamma and algo.td_lambda must lie in [0, 1]")
+    if not cfg.algo.reward_scale > 0.0:
+        raise ValueError(f"algo.reward_scale must be > 0, got {cfg.algo.reward_scale}")
     try:
         torch.device(cfg.device)
     except RuntimeError as error:

@@ -9,6 +9,7 @@ Shapes: B batch, T steps, N agents, A actions, K quantiles, K' joint quantiles (
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 
@@ -42,6 +43,11 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of values [B, T, ...] over valid steps mask [B, T] (trailing dims averaged)."""
     per_step = values.flatten(2).mean(-1) if values.dim() > 2 else values  # [B, T]
     return (per_step * step_weights(mask, per_step.dtype)).sum()
+
+
+def scale_rewards(batch: EpisodeBatch, scale: float) -> EpisodeBatch:
+    """The batch with rewards [B, T] multiplied by ``scale`` (the same batch when it is 1)."""
+    return batch if scale == 1.0 else dataclasses.replace(batch, reward=batch.reward * scale)
 
 
 def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
@@ -195,7 +201,9 @@ class Learner:
         """Steps 1 and 2 of an update: (loss, predicted [B, T, K'], targets [B, T, K' or 1]).
 
         Targets are samples of the target distribution; one-step games need one (J = 1).
+        Rewards enter multiplied by ``algo.reward_scale``, so all three are in those units.
         """
+        batch = scale_rewards(batch, self.cfg.reward_scale)
         if (batch.mask & ~batch.terminated).any():
             inputs = agent_inputs(batch, self.n_actions)  # [B, T+1, N, I]
             # 1. targets
@@ -222,7 +230,8 @@ class Learner:
         return batch.reward.view(*batch.reward.shape, *(1,) * len(trailing), 1)  # [B, T, (N,) 1]
 
     def update(self, batch: EpisodeBatch, *, episodes_seen: int) -> dict[str, float]:
-        """One gradient step on ``batch``; returns scalar metrics for the logger."""
+        """One gradient step on ``batch``; returns scalar metrics for the logger (loss and grad
+        norm in the learner's units, ``joint_mean`` and ``target_mean`` in the env's)."""
         loss, predicted, targets = self.objective(batch)
         grad_norm = self.step(loss)  # 3. optimiser step
         # 4. target sync (hard, every target_update_interval episodes)
@@ -231,6 +240,7 @@ class Learner:
         pair = torch.stack([predicted.detach(), targets.expand_as(predicted)])  # [2, B, T, ...]
         weights = step_weights(batch.mask, pair.dtype)  # [B, T]
         means = (pair.flatten(3).mean(-1) * weights).sum((1, 2))  # joint, target: [2]
+        means = means / self.cfg.reward_scale  # in the env's reward units
         metrics = torch.cat([torch.stack([loss.detach(), grad_norm]), means]).tolist()  # one copy
         return dict(zip(("loss", "grad_norm", "joint_mean", "target_mean"), metrics, strict=True))
 

@@ -356,3 +356,27 @@ def test_quantile_loss_across_block_boundaries_equals_the_formula():
     got_grad = torch.autograd.grad((got * upstream).sum(), pred)
     expected_grad = torch.autograd.grad((expected * upstream).sum(), pred)
     torch.testing.assert_close(got_grad, expected_grad, **TOLERANCE)
+
+
+@pytest.mark.parametrize("algo", ["riskq", "qmix"])
+@pytest.mark.parametrize("env", ["macf", "matrix"])
+def test_reward_scale_trains_on_scaled_rewards(algo, env):
+    """algo.reward_scale = s: the update is the plain update of the batch with rewards x s."""
+    learner, batch = learner_and_batch(algo, env)
+    learner.cfg.reward_scale = 0.01
+    plain_loss, _, plain_targets = plain_objective(
+        learner, type(batch)(**{**batch.tensors(), "reward": batch.reward * 0.01})
+    )
+    loss, _, targets = learner.objective(batch)
+    valid = batch.mask
+    torch.testing.assert_close(targets.expand_as(plain_targets)[valid], plain_targets[valid])
+    torch.testing.assert_close(loss, plain_loss)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_update_reports_target_mean_in_env_units(scale):
+    """One-step game: every target is G = r, so target_mean is the mean reward at any scale."""
+    learner, batch = learner_and_batch("riskq", "matrix")
+    learner.cfg.reward_scale = scale
+    metrics = learner.update(batch, episodes_seen=0)
+    assert metrics["target_mean"] == pytest.approx(batch.reward[batch.mask].mean().item(), rel=1e-5)

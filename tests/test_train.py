@@ -108,6 +108,7 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
         (["risk=cvar", "risk.param=1.5"], "cvar"),
         (["risk.name=bogus"], "valid choices"),
         (["t_max=0"], "t_max"),
+        (["algo.reward_scale=0"], "algo.reward_scale must be > 0"),
         (["env.args.bogus=1", "env=macf"], "bogus"),
         (["resume=/nonexistent/run"], "checkpoint not found"),
     ],
