@@ -101,8 +101,9 @@ def plain_objective(learner, batch):
         index = greedy.unsqueeze(-1).expand(*greedy.shape, target_all.shape[-1])
         target_quantiles = target_all.gather(-2, index).squeeze(-2)  # [B, T, N, K]
         next_values = plain_mix(learner.target_mixer, target_quantiles, batch, slice(1, None))
+        reward = batch.reward * cfg.reward_scale  # the learner's units
         targets = plain_td_lambda(
-            batch.reward, batch.terminated, batch.mask, next_values, cfg.gamma, cfg.td_lambda
+            reward, batch.terminated, batch.mask, next_values, cfg.gamma, cfg.td_lambda
         )
     taken = batch.actions[..., None, None].expand(*batch.actions.shape, 1, online.shape[-1])
     chosen = online[:, :-1].gather(-2, taken).squeeze(-2)  # [B, T, N, K]
@@ -361,13 +362,13 @@ def test_quantile_loss_across_block_boundaries_equals_the_formula():
 @pytest.mark.parametrize("algo", ["riskq", "qmix"])
 @pytest.mark.parametrize("env", ["macf", "matrix"])
 def test_reward_scale_trains_on_scaled_rewards(algo, env):
-    """algo.reward_scale = s: the update is the plain update of the batch with rewards x s."""
+    """algo.reward_scale = s: the update is the unscaled plain update of rewards x s."""
     learner, batch = learner_and_batch(algo, env)
     learner.cfg.reward_scale = 0.01
-    plain_loss, _, plain_targets = plain_objective(
-        learner, type(batch)(**{**batch.tensors(), "reward": batch.reward * 0.01})
-    )
     loss, _, targets = learner.objective(batch)
+    learner.cfg.reward_scale = 1.0
+    scaled = type(batch)(**{**batch.tensors(), "reward": batch.reward * 0.01})
+    plain_loss, _, plain_targets = plain_objective(learner, scaled)
     valid = batch.mask
     torch.testing.assert_close(targets.expand_as(plain_targets)[valid], plain_targets[valid])
     torch.testing.assert_close(loss, plain_loss)
