@@ -1,0 +1,69 @@
+"""Trace one greedy evaluation episode of a saved run: what the agents see, do and value.
+
+    python scripts/greedy_trace.py results/sweeps/macf_300k/risk-wang_seed-0 --every 8
+    python scripts/greedy_trace.py RUN --values 3 9      # psi and mean per action at steps 3, 9
+
+Per printed step: the global state, the joint action and the team reward. With ``--values``,
+for each agent at those steps: psi (the run's risk measure) and the mean of every action's
+quantiles, the numbers its greedy choice is made from. This is how the README's diagnoses of
+stalled runs were made (a car that stops short of the target on MACF, agents that wait at the
+start cell on MACN).
+Shapes: T steps, N agents, A actions, K quantiles, S state.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from riskq.evaluate import load_run
+from riskq.experiment import EVAL_SEED_OFFSET
+from riskq.kernels import sort_quantiles
+from riskq.learner import agent_inputs
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="run directory (or a checkpoint inside one)")
+    parser.add_argument("--every", type=int, default=1, help="print every n-th step")
+    parser.add_argument("--values", type=int, nargs="*", default=[], help="steps to value")
+    parser.add_argument("--seed", type=int, help="evaluation seed (default: the run's)")
+    return parser.parse_args(argv)
+
+
+@torch.no_grad()
+def action_values(exp, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """psi and mean of every action's sorted quantiles, [T+1, N, A] each, for episode 0."""
+    learner = exp.learner
+    features = learner.agent.features(agent_inputs(batch, learner.n_actions))  # [B, T+1, N, H]
+    quantiles = sort_quantiles(learner.agent.quantiles(features[:1]))  # [1, T+1, N, A, K]
+    return exp.risk_fn(quantiles)[0], quantiles.mean(-1)[0]
+
+
+def rounded(values: torch.Tensor) -> list[float]:
+    return [round(float(value), 3) for value in values.flatten()]
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg, exp, run_dir = load_run(args.run, episodes=1)
+    seed = args.seed if args.seed is not None else cfg.seed + EVAL_SEED_OFFSET
+    batch = exp.eval_runner.collect(epsilon=0.0, seed=seed).batch
+    steps = int(batch.mask[0].sum())
+    print(f"{run_dir}: {exp.risk_fn.label}, evaluation seed {seed}, {steps} steps")
+    for t in range(0, steps, max(args.every, 1)):
+        state = rounded(batch.state[0, t])
+        print(f"t={t:3d} state={state} actions={batch.actions[0, t].tolist()} "
+              f"reward={float(batch.reward[0, t]):.3f}")  # fmt: skip
+    total = float((batch.reward[0] * batch.mask[0]).sum())
+    print(f"return {total:.3f}")
+    psi, mean = action_values(exp, batch)  # [T+1, N, A] each
+    for t in args.values:
+        for agent in range(psi.shape[1]):
+            print(f"t={t} agent {agent}: psi {rounded(psi[t, agent])}")
+            print(f"t={t} agent {agent}: mean {rounded(mean[t, agent])}")
+
+
+if __name__ == "__main__":
+    main()
