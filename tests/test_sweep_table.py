@@ -37,3 +37,25 @@ def test_incomplete_runs_are_listed_and_left_out(tmp_path, capsys, monkeypatch):
     [warning] = captured.err.splitlines()
     assert warning.startswith("sweep_table: warning: 2 incomplete runs left out of the table")
     assert f"{killed} (no summary.json)" in warning and f"{failed} (failed)" in warning
+
+
+def test_best_column_is_the_highest_evaluation_of_each_run(tmp_path, capsys, monkeypatch):
+    for seed, evaluations in enumerate([[-500.0, -70.0, -400.0], [-90.0, -300.0]]):
+        run = write_run(
+            tmp_path / str(seed),
+            risk={"name": "wang", "param": 0.75},
+            summary={"status": "complete", "eval/return_mean": evaluations[-1]},
+            seed=seed,
+        )
+        rows = [{"step": i, "eval/return_mean": value} for i, value in enumerate(evaluations)]
+        rows += [
+            {"step": 9, "train/loss": 1.0},
+            {"step": 9, "eval/return_mean": 5.0, "final": True},
+        ]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    argv = ["sweep_table.py", str(tmp_path), "--keys", "eval/return_mean"]
+    monkeypatch.setattr("sys.argv", [*argv, "--best", "eval/return_mean"])
+    sweep_table.main()
+    header, _, row = capsys.readouterr().out.splitlines()
+    assert header.endswith("| eval/return_mean | best eval/return_mean |")
+    assert row == "| risk_ladder | riskq | wang(0.75) | 2 | -350 [-400, -300] | -80 [-90, -70] |"
