@@ -18,8 +18,11 @@ numpy. Conventions:
 * Team reward: SMAX's shared ally reward, the enemies' health lost as a fraction of their
   total health, plus ``won_battle_bonus`` on a win (the return of a won episode is 2).
 * Ends: a battle over (all allies or all enemies dead) is ``terminated``; reaching
-  ``episode_limit`` steps is ``truncated``. JaxMARL's own auto-reset is not used: a copy that
-  has ended is frozen (reward 0, no new ends) until the next ``reset``, as ``BatchedEnv`` says.
+  ``episode_limit`` steps is ``truncated`` (``time_limit="truncation"``, the default: the learner
+  bootstraps from the last state) or, with ``time_limit="termination"``, ends the battle as a
+  draw that SMAC scores as not won (no bootstrap: the return to go at the time limit is 0).
+  JaxMARL's own auto-reset is not used: a copy that has ended is frozen (reward 0, no new
+  ends) until the next ``reset``, as ``BatchedEnv`` says.
 * Metrics per episode: ``win_rate`` (1 if every enemy died and an ally lives), ``allies_dead``
   and ``enemies_killed`` (unit counts at the end).
 * Seeding: each ``reset`` draws one seed per copy from ``self.rng``; copy e then uses the JAX
@@ -55,6 +58,7 @@ XLA_CPU_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_thr
 JAX_ENVIRONMENT = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # no up-front GPU memory grab
 METRIC_NAMES = ("win_rate", "allies_dead", "enemies_killed")
 ATTACK_MODES = ("closest", "random")  # targets of the heuristic enemies, JaxMARL's choices
+TIME_LIMITS = ("truncation", "termination")  # what reaching episode_limit is (module docstring)
 
 
 def compilation_cache_dir() -> str:
@@ -207,8 +211,15 @@ class SmaxEnv(BatchedEnv):
         episode_limit: int = 100,
         attack_mode: str = "closest",
         won_battle_bonus: float = 1.0,
+        time_limit: str = "truncation",
     ) -> None:
         super().__init__(num_envs=num_envs, seed=seed)
+        if time_limit not in TIME_LIMITS:
+            valid = ", ".join(TIME_LIMITS)
+            raise ValueError(
+                f"env '{NAME}': unknown time_limit '{time_limit}'; valid choices: {valid}"
+            )
+        self.time_limit = time_limit
         if episode_limit < 1:
             raise ValueError(f"env '{NAME}': episode_limit must be >= 1, got {episode_limit}")
         if attack_mode not in ATTACK_MODES:
@@ -248,6 +259,8 @@ class SmaxEnv(BatchedEnv):
         actions = self.validated_actions(actions, avail=self._avail, running=~self._done)  # [E, N]
         self._carry, outputs = self._dynamics.step(self._carry, actions.astype(np.int32))
         next_obs, reward, terminated, truncated = self._unpack(outputs)
+        if self.time_limit == "termination":
+            terminated, truncated = terminated | truncated, np.zeros_like(truncated)
         self._done |= terminated | truncated
         return EnvStep(next_obs, reward, terminated, truncated)
 

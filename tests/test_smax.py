@@ -176,6 +176,23 @@ def test_time_limit_is_a_truncation_and_the_copy_then_freezes(jaxmarl):
     assert obs.obs.shape == (E, 3, 75)
 
 
+def test_time_limit_as_termination_ends_the_battle(jaxmarl):
+    env = make(seed=3, episode_limit=3, time_limit="termination")
+    env.reset()
+    stop = np.full((E, 3), STOP)
+    ends = [env.step(stop) for _ in range(3)]
+    assert [r.terminated.tolist() for r in ends] == [[False] * E, [False] * E, [True] * E]
+    assert not any(r.truncated.any() for r in ends)
+    assert env.episode_metrics()["win_rate"].tolist() == [0.0] * E
+
+
+def test_unknown_time_limit_names_the_choices(jaxmarl):
+    with pytest.raises(
+        ValueError, match="time_limit 'draw'; valid choices: truncation, termination"
+    ):
+        make(time_limit="draw")
+
+
 def test_unavailable_actions_are_refused(jaxmarl):
     env = make()
     avail = env.reset().avail_actions  # [E, N, A]: enemies out of range, no attack available
