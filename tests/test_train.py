@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +122,30 @@ def test_bad_input_is_a_one_line_error_and_leaves_no_run_dir(tmp_path, args, mes
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not run_dir.exists()
+
+
+def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["env=macn", "t_max=10000000", "checkpoint_interval=200", "progress=false"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "riskq.cli.train", *args, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoint = run_dir / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    assert checkpoint.exists(), process.stderr.read() if process.poll() is not None else "slow"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert err.strip() == "riskq-train: interrupted"
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    assert checkpoint.exists() and not (run_dir / ".riskq.lock").exists()
 
 
 def test_missing_checkpoint_in_eval_is_a_one_line_error(tmp_path):

@@ -28,6 +28,7 @@ from riskq.errors import RunFailed
 
 REFUSED = 2  # exit code of refused input
 FAILED = 1  # exit code of a run that started and failed
+INTERRUPTED = 130  # exit code after Ctrl-C or SIGTERM (the shell's 128 + SIGINT)
 # Errors raised by launcher plugins (e.g. submitit's "Could not detect srun") are bad input too.
 LAUNCHER_MODULES = ("submitit", "hydra_plugins")
 
@@ -129,6 +130,9 @@ def hydra_command(
         os.environ["HYDRA_FULL_ERROR"] = "1"
         try:
             hydra_main()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run has marked itself interrupted
+            print(f"{prog}: interrupted", file=sys.stderr)
+            sys.exit(INTERRUPTED)
         except Exception as error:
             if previous == "1" or not is_reported(error):
                 raise

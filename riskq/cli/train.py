@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,9 +108,17 @@ def train_from_config(raw: DictConfig) -> None:
         print(json.dumps({"run_dir": str(run_dir), **shown}, indent=2))
 
 
+def interrupt_on_sigterm(signum: int, frame) -> None:
+    """SIGTERM (``kill``, a cluster's time limit) stops a run as Ctrl-C does: summary.json
+    says ``interrupted`` and the last checkpoint stays, so ``resume=<run dir>`` continues it."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
 def run(raw: DictConfig) -> None:
     """The task function that Hydra calls."""
+    if threading.current_thread() is threading.main_thread():  # signals go to the main thread
+        signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     with job_errors("riskq-train"):
         train_from_config(raw)
 
