@@ -248,9 +248,11 @@ def _in_group(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:
 
 
 def _seeds_text(counts: set[int]) -> str:
-    """``3 seeds``, or ``2-3 seeds`` when groups differ."""
+    """``3 seeds`` (``1 seed``), or ``2-3 seeds`` when groups differ."""
     low, high = min(counts), max(counts)
-    return f"{low} seeds" if low == high else f"{low}-{high} seeds"
+    if low == high:
+        return "1 seed" if low == 1 else f"{low} seeds"
+    return f"{low}-{high} seeds"
 
 
 def _draw_env(fig, *, env: str, curves: dict, x: str, styles: dict) -> None:
