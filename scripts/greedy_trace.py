@@ -6,8 +6,8 @@
 Per printed step: the global state, the joint action and the team reward. With ``--values``,
 for each agent at those steps: psi (the run's risk measure) and the mean of every action's
 quantiles, the numbers its greedy choice is made from. This is how the README's diagnoses of
-stalled runs were made (a car that stops short of the target on MACF, agents that wait at the
-start cell on MACN).
+stalled runs were made (cars that hover short of the target on MACF, agents that wait at the
+left end of the grid on MACN).
 Shapes: T steps, N agents, A actions, K quantiles, S state.
 """
 

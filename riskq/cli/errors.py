@@ -130,7 +130,7 @@ def hydra_command(
         os.environ["HYDRA_FULL_ERROR"] = "1"
         try:
             hydra_main()
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run has marked itself interrupted
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM in riskq-train (its run says interrupted)
             print(f"{prog}: interrupted", file=sys.stderr)
             sys.exit(INTERRUPTED)
         except Exception as error:
