@@ -84,8 +84,8 @@ class AlgoConfig:
     huber_kappa: float = 1.0  # quantile Huber threshold [1]
     # The learner trains on rewards x reward_scale (> 0; [1]): its values, loss and psi are in
     # those units, logged returns stay in the env's. A positive scale leaves every risk measure's
-    # greedy choice unchanged (they are positively homogeneous) but keeps MACF's values, which
-    # span -60 .. -2e4, in the range where the quantile Huber loss and the clip behave.
+    # greedy choice unchanged (they are positively homogeneous) but brings MACF's values, which
+    # span -60 .. -2e4, towards the range the Huber threshold (1) and the clip (10) are set for.
     reward_scale: float = 1.0
 
 

@@ -27,7 +27,7 @@ from riskq.labels import risk_label, risk_level
 from riskq.run_dir import SUMMARY_FILE, incomplete_note, run_status
 
 
-def best_evaluations(run_dir: Path, keys: list[str]) -> dict[str, float]:
+def best_evaluations(run_dir: Path, keys: tuple[str, ...]) -> dict[str, float]:
     """{"best KEY": the highest KEY over the run's evaluation rows of metrics.jsonl}."""
     if not keys:
         return {}
@@ -39,7 +39,7 @@ def best_evaluations(run_dir: Path, keys: list[str]) -> dict[str, float]:
 
 
 def load_runs(
-    sweep_dir: Path, *, best: list[str] = ()
+    sweep_dir: Path, *, best: tuple[str, ...] = ()
 ) -> tuple[list[tuple[dict, dict]], list[tuple[Path, str]]]:
     """(config, summary) of every complete run under ``sweep_dir``, and (path, status) of the
     incomplete ones (a run directory holds config.yaml and tb/, as for riskq-plot). ``best``:
@@ -55,7 +55,7 @@ def load_runs(
             continue
         config = yaml.safe_load(config_path.read_text())
         summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-        runs.append((config, {**summary, **best_evaluations(run_dir, list(best))}))
+        runs.append((config, {**summary, **best_evaluations(run_dir, best)}))
     return runs, incomplete
 
 
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--keys", nargs="+", default=["eval/return_mean", "eval/return_cvar_0.2"])
     parser.add_argument("--best", nargs="+", default=[], help="keys: best evaluation too")
     args = parser.parse_args()
-    runs, incomplete = load_runs(args.sweep_dir, best=args.best)
+    runs, incomplete = load_runs(args.sweep_dir, best=tuple(args.best))
     if incomplete:
         note = incomplete_note(incomplete, where="the table")
         print(f"sweep_table: warning: {note}", file=sys.stderr)

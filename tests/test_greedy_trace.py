@@ -17,7 +17,7 @@ from scripts import greedy_trace
 def test_trace_prints_actions_that_maximise_the_printed_psi(tmp_path, capsys, env):
     cfg = compose_config([f"env={env}", *TINY])
     train(cfg, tmp_path, build_experiment(cfg))
-    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    OmegaConf.save(OmegaConf.structured(cfg), tmp_path / "config.yaml")  # as riskq-train does
     greedy_trace.main([str(tmp_path), "--values", "0"])
     out = capsys.readouterr().out
     actions = ast.literal_eval(re.search(r"t=  0 .*actions=(\[[^\]]*\])", out).group(1))
