@@ -11,7 +11,12 @@ numpy. Conventions:
 
 * Observation [O]: SMAX's unit-list observation of each ally (zeros once it is dead).
   State [S]: SMAX's ``world_state`` (every unit's health, position, cooldown and type bits,
-  then every unit's team and type). Agent features [F]: the ally's own slice of the world
+  then every unit's team and type) brought to unit scale (``world_state_normaliser``):
+  positions divided by the map's width and height, the weapon cooldown clipped at 0 and
+  divided by the largest cooldown, types by the largest type index. JaxMARL leaves positions
+  in map units (up to 32) and lets a holding unit's cooldown fall to -50 s: fed raw, they made
+  the mixers' hypernetwork weights tens of times too large (QMIX's joint value started near
+  20 on 3m, where a won episode returns 2). Agent features [F]: the ally's own slice of that
   state, the per-unit features RiskQ's attention mixer keys on.
 * Actions [A = 5 + enemies]: 4 moves, stop, attack enemy j. SMAX's masks: a dead ally can
   only stop; attacks need a live enemy in range. Unavailable actions are refused.
@@ -125,15 +130,52 @@ class Dynamics(NamedTuple):
     step: Any  # (carry, actions [E, N] int32) -> (carry, outputs)
 
 
-def _observe(env: Any, state: Any) -> tuple[Any, ...]:
-    """Obs [N, O], world state [S], avail [N, A] bool, agent features [N, F] and the episode
-    metrics [3] (won, allies dead, enemies killed) of one copy's state."""
+class StateNormaliser(NamedTuple):
+    """SMAX's world state [S] -> max(state, low) * scale (``world_state_normaliser``)."""
+
+    low: np.ndarray  # [S] lower bounds (-inf where none)
+    scale: np.ndarray  # [S] factors
+
+
+def world_state_normaliser(
+    *,
+    units: int,
+    feature_dim: int,
+    unit_types: int,
+    map_size: tuple[float, float],
+    max_cooldown: float,
+) -> StateNormaliser:
+    """Bounds and factors that bring SMAX's world state to unit scale.
+
+    The state is ``units`` blocks of ``feature_dim`` features (health fraction, x, y, weapon
+    cooldown in seconds, type bits), then each unit's team (0/1) and type index. x and y are
+    divided by the map's width and height; the cooldown, which keeps falling below 0 while a
+    unit holds fire (to -50 s over a 100-step episode), is clipped at 0 (ready) and divided by
+    ``max_cooldown``, the largest weapon cooldown; the type index by the largest index.
+    """
+    low = np.full(feature_dim, -np.inf, np.float32)  # [F]
+    low[3] = 0.0  # weapon cooldown: ready
+    block = np.ones(feature_dim, np.float32)  # [F]
+    block[1:3] = 1.0 / np.asarray(map_size, np.float32)  # position_x, position_y
+    block[3] = 1.0 / max_cooldown
+    teams = np.ones(units, np.float32)
+    types = np.full(units, 1.0 / max(unit_types - 1, 1), np.float32)
+    tail_low = np.full(2 * units, -np.inf, np.float32)
+    return StateNormaliser(
+        low=np.concatenate([np.tile(low, units), tail_low]),  # [units * (F + 2)]
+        scale=np.concatenate([np.tile(block, units), teams, types]),  # [units * (F + 2)]
+    )
+
+
+def _observe(env: Any, state: Any, normaliser: StateNormaliser) -> tuple[Any, ...]:
+    """Obs [N, O], normalised world state [S], avail [N, A] bool, agent features [N, F] and
+    the episode metrics [3] (won, allies dead, enemies killed) of one copy's state."""
     import jax.numpy as jnp
 
     n = env.num_allies
     per_agent = env.get_obs(state)
     obs = jnp.stack([per_agent[agent] for agent in env.agents])  # [N, O]
-    world = env.get_world_state(state)  # [S]
+    world = jnp.maximum(env.get_world_state(state), normaliser.low) * normaliser.scale  # [S]
     masks = env.get_avail_actions(state)
     avail = jnp.stack([masks[agent] for agent in env.agents]).astype(bool)  # [N, A]
     feature_dim = len(env.own_features)
@@ -168,6 +210,19 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         won_battle_bonus=won_battle_bonus,
     )
 
+    normaliser = StateNormaliser(
+        *map(
+            jnp.asarray,
+            world_state_normaliser(
+                units=env.num_allies + env.num_enemies,
+                feature_dim=len(env.own_features),
+                unit_types=env.unit_type_bits,
+                map_size=(env.map_width, env.map_height),
+                max_cooldown=float(env.unit_type_weapon_cooldowns.max()),
+            ),
+        )
+    )  # low [S], scale [S]
+
     def strong(tree):
         """The same arrays without JAX's weak types, so that step's carry never changes type
         (a changed type would compile step again)."""
@@ -178,7 +233,7 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         _, state = env.reset(reset_key)
         carry = strong((state, key, jnp.array(True), jnp.asarray(episode_limit, jnp.int32)))
         zero = jnp.array(0.0, jnp.float32)
-        return carry, (*_observe(env, state), zero, jnp.array(False), jnp.array(False))
+        return carry, (*_observe(env, state, normaliser), zero, jnp.array(False), jnp.array(False))
 
     def step_copy(carry, actions):
         state, key, running, steps_left = carry
@@ -193,7 +248,7 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         reward = jnp.where(running, rewards[env.agents[0]], 0.0).astype(jnp.float32)
         running_next = running & ~(terminated | truncated)
         carry = strong((state, key, running_next, steps_left - running))
-        return carry, (*_observe(env, state), reward, terminated, truncated)
+        return carry, (*_observe(env, state, normaliser), reward, terminated, truncated)
 
     batched_reset = jax.vmap(reset_copy, in_axes=(0, None))
     return Dynamics(env=env, reset=jax.jit(batched_reset), step=jax.jit(jax.vmap(step_copy)))

@@ -36,6 +36,8 @@ MAPS = {
     "5m_vs_6m": (5, 11, 140, 132),
 }
 STOP = 4  # SMAX's stop action, the only one a dead ally has
+MAP_SIZE = (32.0, 32.0)  # SMAX's default map width and height
+UNIT_TYPES = 6  # SMAX's unit types (marine ... hydralisk)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,33 @@ def make(seed: int = 0, **overrides) -> envs.BatchedEnv:
     return envs.make_batched_env(
         "smax", num_envs=E, seed=seed, **{**load_args("smax_3m"), **overrides}
     )
+
+
+def normalised(world: np.ndarray) -> np.ndarray:
+    """3m's raw world state [S] -> what the adapter reports (envs.smax.world_state_normaliser)."""
+    from envs.smax import world_state_normaliser
+
+    norm = world_state_normaliser(
+        units=6, feature_dim=10, unit_types=UNIT_TYPES, map_size=MAP_SIZE, max_cooldown=1.87
+    )
+    return np.maximum(world, norm.low) * norm.scale
+
+
+def test_world_state_normaliser_brings_positions_cooldowns_and_types_to_unit_scale():
+    from envs.smax import world_state_normaliser
+
+    norm = world_state_normaliser(
+        units=2, feature_dim=10, unit_types=6, map_size=(32.0, 16.0), max_cooldown=2.0
+    )
+    # unit blocks: health, x, y, cooldown (s), type bits; then teams; then type indices
+    ready = np.array([1.0, 16.0, 8.0, -37.5, 0, 0, 1, 0, 0, 0], np.float32)  # held fire
+    cooling = np.array([0.5, 32.0, 4.0, 1.0, 1, 0, 0, 0, 0, 0], np.float32)
+    state = np.concatenate([ready, cooling, [0.0, 1.0], [2.0, 5.0]])  # [24]
+    scaled = np.maximum(state, norm.low) * norm.scale
+    np.testing.assert_allclose(scaled[:4], [1.0, 0.5, 0.5, 0.0])
+    np.testing.assert_allclose(scaled[10:14], [0.5, 1.0, 0.25, 0.5])
+    np.testing.assert_array_equal(scaled[4:10], ready[4:])
+    np.testing.assert_allclose(scaled[20:], [0.0, 1.0, 0.4, 1.0])
 
 
 def random_actions(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -132,7 +161,7 @@ def test_adapter_matches_raw_jaxmarl_and_freezes_ended_copies(jaxmarl):
     for e, twin in enumerate(twins):
         obs, world, avail = twin.arrays()
         np.testing.assert_allclose(first.obs[e], obs, atol=1e-6)
-        np.testing.assert_allclose(first.state[e], world, atol=1e-6)
+        np.testing.assert_allclose(first.state[e], normalised(world), atol=1e-6)
         np.testing.assert_array_equal(first.avail_actions[e], avail)
         np.testing.assert_array_equal(first.agent_features[e], first.state[e, :30].reshape(3, 10))
     ended = np.zeros(E, dtype=bool)
@@ -144,8 +173,9 @@ def test_adapter_matches_raw_jaxmarl_and_freezes_ended_copies(jaxmarl):
             assert result.reward[e] == pytest.approx(reward, abs=1e-6)
             assert result.terminated[e] == done and not result.truncated[e]
             np.testing.assert_allclose(result.next_obs.obs[e], obs, atol=1e-6)
-            np.testing.assert_allclose(result.next_obs.state[e], world, atol=1e-6)
+            np.testing.assert_allclose(result.next_obs.state[e], normalised(world), atol=1e-6)
             np.testing.assert_array_equal(result.next_obs.avail_actions[e], avail)
+        assert result.next_obs.state.min() >= 0.0 and result.next_obs.state.max() <= 1.1
         assert (result.reward[frozen] == 0).all()
         assert not (result.terminated | result.truncated)[frozen].any()
         ended |= result.terminated
