@@ -2,14 +2,16 @@
 
     python scripts/baselines_table.py results/sweeps/baselines_macn --out results/baselines
 
-Per env, one block per risk measure that RiskQ ran under: RiskQ, the distributional baselines
-under the same measure, and the expected-value baselines (risk-neutral, the same runs in every
-block). Each score is one number per run from its ``summary.json`` (the final greedy
-evaluation): mean return, CVaR(0.2) of the evaluation returns, and the env's risk events per
-episode (RISK_EVENTS). Cells show the interquartile mean over runs with a 95% stratified
-bootstrap CI; the last columns give the probability that a RiskQ run of the block beats a run
-of the row on return and on CVaR(0.2) (riskq/aggregate.py). Writes ``baselines_<env>.md``
-(also printed) and ``baselines_<env>_iqm.png/.svg`` (intervals) under ``--out``.
+Per env, one block per risk measure that RiskQ ran under (risk-neutral last): RiskQ, the
+distributional baselines under the same measure, and the expected-value baselines
+(risk-neutral, the same runs in every block). Each score is one number per run from its
+``summary.json`` (the final greedy evaluation): mean return, CVaR(0.2) of the evaluation
+returns, and the env's risk events per episode (RISK_EVENTS); on SMAX maps also the win rate,
+and the risk event is allies lost. Cells show the interquartile mean over runs with a 95%
+stratified bootstrap CI; the last columns give the probability that a RiskQ run of the block
+beats a run of the row on each higher-is-better score (riskq/aggregate.py). Writes
+``baselines_<env>.md`` (also printed) and ``baselines_<env>_iqm.png/.svg`` (intervals) under
+``--out``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from riskq.run_dir import incomplete_note, run_status
 REFERENCE = "riskq"
 NEUTRAL = "neutral"
 SCORES = {"eval/return_mean": "return", "eval/return_cvar_0.2": "CVaR(0.2)"}  # higher is better
-RISK_EVENTS = {"macn": ("eval/cliff_falls", "falls"), "macf": ("eval/crashes", "crashes")}
+# per env family (an env label or its prefix before "_", e.g. smax_3m -> smax)
+ENV_SCORES = {"smax": {"eval/win_rate": "win rate"}}  # higher is better, before SCORES
+RISK_EVENTS = {
+    "macn": ("eval/cliff_falls", "falls"),
+    "macf": ("eval/crashes", "crashes"),
+    "smax": ("eval/allies_dead", "allies lost"),
+}
 ALGO_ORDER = ("riskq", "dmix", "ddn", "iqr", "risk_mix", "vdn", "qmix")  # table row order
 
 Group = tuple[str, str, str]  # (env label, algo name, risk label)
@@ -58,10 +66,21 @@ def load_groups(sweep_dir: Path) -> tuple[dict[Group, list[dict]], list[tuple[Pa
     return dict(groups), incomplete
 
 
+def env_family(env: str) -> str:
+    """The env label's family: ``smax_3m`` -> ``smax``; ``macn`` -> ``macn``."""
+    return env.split("_")[0]
+
+
+def higher_is_better(env: str) -> dict[str, str]:
+    """Summary key -> column name of the scores that RiskQ should raise in ``env``."""
+    return {**ENV_SCORES.get(env_family(env), {}), **SCORES}
+
+
 def score_keys(env: str) -> dict[str, str]:
     """Summary key -> column name: the scores, then the env's risk events (if it has any)."""
-    events = dict([RISK_EVENTS[env]]) if env in RISK_EVENTS else {}
-    return {**SCORES, **events}
+    family = env_family(env)
+    events = dict([RISK_EVENTS[family]]) if family in RISK_EVENTS else {}
+    return {**higher_is_better(env), **events}
 
 
 def block_rows(groups: dict[Group, list], *, env: str, risk: str) -> list[tuple[str, str]]:
@@ -75,9 +94,10 @@ def block_rows(groups: dict[Group, list], *, env: str, risk: str) -> list[tuple[
 
 
 def block_risks(groups: dict[Group, list], *, env: str) -> list[str]:
-    """The risk measures RiskQ ran under in ``env`` (risk-averse ones, else all of them)."""
+    """The risk measures RiskQ ran under in ``env``, risk-neutral last (its block compares
+    risk-neutral RiskQ with the risk-neutral baselines)."""
     risks = sorted({r for e, algo, r in groups if e == env and algo == REFERENCE})
-    return [r for r in risks if r != NEUTRAL] or risks
+    return sorted(risks, key=lambda risk: risk == NEUTRAL)
 
 
 def scores_of(summaries: list[dict], key: str) -> np.ndarray:
@@ -99,7 +119,7 @@ def block_table(groups: dict[Group, list], *, env: str, risk: str, reps: int) ->
             row["iqm"][key] = (
                 interval_estimates({key: scores}, reps=reps)[key] if len(scores) else None
             )
-            if key in SCORES and reference and algo != REFERENCE and len(scores):
+            if key in higher_is_better(env) and reference and algo != REFERENCE and len(scores):
                 pair = (scores_of(reference, key), scores)
                 row["p"][key] = improvement_estimates({key: pair}, reps=reps)[key]
         table.append(row)
@@ -123,14 +143,15 @@ def markdown(tables: dict[str, list[dict]], *, env: str) -> str:
         "seeds",
         *(f"{name}: IQM [95% CI]" for name in keys.values()),
     ]
-    header += [f"P(RiskQ > algo): {SCORES[key]}" for key in SCORES]
+    better = higher_is_better(env)
+    header += [f"P(RiskQ > algo): {name}" for name in better.values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for block, rows in tables.items():
         for row in rows:
             cells = [block, row["algo"], row["risk"], str(row["seeds"])]
             cells += [_cell(row["iqm"][key]) for key in keys]
             cells += [
-                _cell(row["p"].get(key), digits=2) if key in row["p"] else "-" for key in SCORES
+                _cell(row["p"].get(key), digits=2) if key in row["p"] else "-" for key in better
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

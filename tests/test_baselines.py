@@ -42,12 +42,14 @@ def test_sweep_command_lines_expand_to_the_jobs(tmp_path):
     }
 
 
-def write_run(root: Path, name: str, *, algo: str, risk: str, summary: dict) -> None:
+def write_run(
+    root: Path, name: str, *, algo: str, risk: str, summary: dict, env: tuple = ("macn", "macn")
+) -> None:
     run_dir = root / name
     run_dir.mkdir(parents=True)
     config = {
         "algo": {"name": algo},
-        "env": {"name": "macn", "label": "macn"},
+        "env": {"name": env[0], "label": env[1]},
         "risk": {"name": risk, "param": LEVELS[risk], "alpha": None, "eta": None},
         "seed": 0,
     }
@@ -109,3 +111,36 @@ def test_table_of_a_fake_sweep(fake_sweep, tmp_path, capsys):
     assert vdn["P(RiskQ > algo): CVaR(0.2)"] == "1 [1, 1]"
     assert (out / "baselines_macn_iqm.png").stat().st_size > 10_000
     assert (out / "baselines_macn_iqm.svg").is_file()
+
+
+def test_smax_table_scores_win_rate_and_allies_lost_in_a_block_per_risk(tmp_path, capsys):
+    """SMAX 3m: RiskQ under Wang wins 3 of 4 seeds' battles at rates 1, 1, 0.5, 0.5 and
+    risk-neutral RiskQ and QMIX at 0.5 on every seed. Two blocks: Wang, then neutral."""
+    root, smax = tmp_path / "sweep", ("smax", "smax_3m")
+    for seed, win in enumerate([1.0, 1.0, 0.5, 0.5]):
+        for algo, risk, rate in (("riskq", "wang", win), ("riskq", "neutral", 0.5),
+                                 ("qmix", "neutral", 0.5)):  # fmt: skip
+            run = {"eval/return_mean": 1.0 + rate, "eval/return_cvar_0.2": rate,
+                   "eval/win_rate": rate, "eval/allies_dead": 3.0 - 2 * rate}  # fmt: skip
+            write_run(root, f"{algo}_{risk}_{seed}", algo=algo, risk=risk, summary=run, env=smax)
+    out = tmp_path / "out"
+    assert baselines_table.main([str(root), "--out", str(out), "--reps", "200"]) == 0
+    lines = [line.strip("|").split(" | ") for line in
+             (out / "baselines_smax_3m.md").read_text().strip().splitlines()]  # fmt: skip
+    header = [cell.strip() for cell in lines[0]]
+    assert header[4:7] == ["win rate: IQM [95% CI]", "return: IQM [95% CI]",
+                           "CVaR(0.2): IQM [95% CI]"]  # fmt: skip
+    assert header[7] == "allies lost: IQM [95% CI]"
+    assert header[8:] == [f"P(RiskQ > algo): {name}" for name in ("win rate", "return",
+                                                                   "CVaR(0.2)")]  # fmt: skip
+    rows = [dict(zip(header, (cell.strip() for cell in line), strict=True)) for line in lines[2:]]
+    blocks = [(row["block"], row["algo"], row["risk"]) for row in rows]
+    assert blocks == [("wang(0.75)", "riskq", "wang(0.75)"), ("wang(0.75)", "qmix", "neutral"),
+                      ("neutral", "riskq", "neutral"), ("neutral", "qmix", "neutral")]  # fmt: skip
+    riskq_wang, qmix_wang, _, qmix_neutral = rows
+    assert riskq_wang["win rate: IQM [95% CI]"].startswith("0.75 [")  # middle two: 1, 0.5
+    assert riskq_wang["allies lost: IQM [95% CI]"].startswith("1.5 [")
+    # RiskQ-Wang wins more on 2 of 4 seeds and ties on 2: P = (2 + 0.5 * 2) / 4
+    assert qmix_wang["P(RiskQ > algo): win rate"].startswith("0.75 [")
+    assert qmix_neutral["P(RiskQ > algo): win rate"] == "0.5 [0.5, 0.5]"  # the same rates
+    assert (out / "baselines_smax_3m_iqm.png").is_file()
