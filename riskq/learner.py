@@ -22,6 +22,7 @@ from riskq.networks import (
     previous_actions_onehot,
     sequence_features,
 )
+from riskq.optim import RMSprop
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.risk import RiskMeasure
 from riskq.targets import masked_argmax, td_lambda_targets
@@ -67,25 +68,6 @@ def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
     return flat
 
 
-def rmsprop_step(optimiser: torch.optim.RMSprop) -> None:
-    """``optimiser.step()`` for one parameter tensor, written out: the ops of torch's
-    single-tensor RMSprop (no momentum, centring, weight decay), without its per-call set-up,
-    which costs more than the step itself on the matrix games. Its first step, and any other
-    setting, is torch's own (tests/test_learner_equivalence.py compares the two)."""
-    group = optimiser.param_groups[0]
-    (param,) = group["params"]
-    state = optimiser.state[param]
-    extras = ("momentum", "centered", "weight_decay", "maximize", "differentiable", "capturable")
-    if not state or param.grad is None or any(group[key] for key in extras):
-        optimiser.step()  # also creates the state (step, square_avg) as torch does
-        return
-    grad, square_avg, alpha = param.grad, state["square_avg"], group["alpha"]
-    with torch.no_grad():
-        state["step"] += 1
-        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-        param.addcdiv_(grad, square_avg.sqrt().add_(group["eps"]), value=-group["lr"])
-
-
 class Learner:
     """Owns the online and target networks and their optimiser."""
 
@@ -104,8 +86,8 @@ class Learner:
         self.target_mixer = copy.deepcopy(mixer).requires_grad_(False)
         self.params = [*agent.parameters(), *mixer.parameters()]
         self.flat_params = flatten_parameters(self.params)  # one tensor for clip and RMSprop
-        self.optimiser = torch.optim.RMSprop(
-            [self.flat_params], lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps
+        self.optimiser = RMSprop(
+            self.flat_params, lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps
         )
         self.episodes_at_sync = 0
         self.updates = 0
@@ -194,7 +176,7 @@ class Learner:
         grad = self.gather_gradients()  # [P]
         grad_norm = torch.linalg.vector_norm(grad)
         grad.mul_((self.cfg.grad_clip / (grad_norm + 1e-6)).clamp(max=1.0))
-        rmsprop_step(self.optimiser)
+        self.optimiser.step()
         return grad_norm
 
     def objective(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ the quantile Huber loss (squared TD error for expected-value mixers) from its fo
 batch, same weights: the loss and every parameter gradient must agree to 1e-5.
 """
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from riskq.kernels import (
     gru_steps,
     sort_quantiles,
 )
-from riskq.learner import rmsprop_step
+from riskq.optim import RMSprop
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.targets import td_lambda_targets
 
@@ -224,22 +225,29 @@ def test_short_bootstrapped_sequences_equal_plain_update_in_float64(algo, shared
     assert_same_update(learner, batch, TIGHT)
 
 
-def test_hand_written_rmsprop_step_equals_torch_step():
-    """riskq.learner.rmsprop_step against torch's RMSprop, step for step, to the last bit."""
+def test_hand_written_rmsprop_equals_torch_rmsprop_and_loads_its_state():
+    """riskq.optim.RMSprop against torch's RMSprop, step for step, to the last bit; each loads
+    the other's state_dict (checkpoints of either kind resume) and they stay equal."""
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(50, generator=generator)
     params = [torch.nn.Parameter(start.clone()) for _ in range(2)]
-    optimisers = [torch.optim.RMSprop([p], lr=1e-2, alpha=0.9, eps=1e-5) for p in params]
-    for _ in range(4):
+    theirs = torch.optim.RMSprop([params[0]], lr=1e-2, alpha=0.9, eps=1e-5)
+    ours = RMSprop(params[1], lr=1e-2, alpha=0.9, eps=1e-5)
+    for step in range(6):
+        if step == 2:  # swap states through state_dict: torch's into ours and ours into torch's
+            theirs_state, ours_state = theirs.state_dict(), ours.state_dict()
+            ours.load_state_dict(copy.deepcopy(theirs_state))
+            theirs.load_state_dict(copy.deepcopy(ours_state))
         grad = torch.randn(50, generator=generator)
         for param in params:
             param.grad = grad.clone()
-        optimisers[0].step()
-        rmsprop_step(optimisers[1])
+        theirs.step()
+        ours.step()
         assert torch.equal(params[0], params[1])
-    states = [opt.state_dict()["state"][0] for opt in optimisers]
+    states = [opt.state_dict()["state"][0] for opt in (theirs, ours)]
     assert torch.equal(states[0]["square_avg"], states[1]["square_avg"])
-    assert torch.equal(states[0]["step"], states[1]["step"]) and float(states[1]["step"]) == 4
+    assert torch.equal(states[0]["step"], states[1]["step"]) and float(states[1]["step"]) == 6
+    assert ours.state_dict()["param_groups"][0].keys() == theirs.param_groups[0].keys()
 
 
 def test_gru_steps_equal_nn_gru_from_zero_and_given_state():
