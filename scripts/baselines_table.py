@@ -1,17 +1,20 @@
 """Markdown table and figures of a baselines sweep (``scripts/baselines.py``), via rliable.
 
     python scripts/baselines_table.py results/sweeps/baselines_macn --out results/baselines
+    python scripts/baselines_table.py results/sweeps/smax_500k --scores eval   # after riskq-eval
 
 Per env, one block per risk measure that RiskQ ran under (risk-neutral last): RiskQ, the
 distributional baselines under the same measure, and the expected-value baselines
 (risk-neutral, the same runs in every block). Each score is one number per run from its
-``summary.json`` (the final greedy evaluation): mean return, CVaR(0.2) of the evaluation
-returns, and the env's risk events per episode (RISK_EVENTS); on SMAX maps also the win rate,
-and the risk event is allies lost. Cells show the interquartile mean over runs with a 95%
-stratified bootstrap CI; the last columns give the probability that a RiskQ run of the block
+``summary.json`` (the final greedy evaluation of training), or with ``--scores eval`` from
+the ``eval_<risk>.json`` that ``riskq-eval`` wrote for the run's own measure (the final policy
+on as many episodes as asked; runs without one stop the table): mean return, CVaR(0.2) of the
+evaluation returns, and the env's risk events per episode (RISK_EVENTS); on SMAX maps also the
+win rate, and the risk event is allies lost. Cells show the interquartile mean over runs with a
+95% stratified bootstrap CI; the last columns give the probability that a RiskQ run of the block
 beats a run of the row on each higher-is-better score (riskq/aggregate.py). Writes
 ``baselines_<env>.md`` (also printed) and ``baselines_<env>_iqm.png/.svg`` (intervals) under
-``--out``.
+``--out`` (``baselines_<env>_eval.md`` and ``baselines_<env>_eval_iqm.*`` with ``--scores eval``).
 """
 
 from __future__ import annotations
@@ -45,10 +48,26 @@ ALGO_ORDER = ("riskq", "dmix", "ddn", "iqr", "risk_mix", "vdn", "qmix")  # table
 Group = tuple[str, str, str]  # (env label, algo name, risk label)
 
 
-def load_groups(sweep_dir: Path) -> tuple[dict[Group, list[dict]], list[tuple[Path, str]]]:
-    """Final summaries of every complete run under ``sweep_dir`` by (env, algo, risk), and the
-    (run dir, status) of the incomplete ones. A run directory holds config.yaml and tb/ (as for
-    riskq-plot and sweep_table.py; Hydra's .hydra/config.yaml is not one)."""
+SCORE_SOURCES = ("final", "eval")  # --scores: summary.json, or riskq-eval's file
+OUTPUT_SUFFIX = {"final": "", "eval": "_eval"}  # baselines_<env><suffix>.md, _iqm.png
+
+
+def score_file(run_dir: Path, config: dict, source: str) -> Path:
+    """Where a run's scores are: its summary.json (``final``) or riskq-eval's file for the
+    run's own measure (``eval``), e.g. ``eval_wang_0.75.json``."""
+    if source == "final":
+        return run_dir / "summary.json"
+    risk = config["risk"]
+    return run_dir / f"eval_{risk_label(str(risk['name']), risk_level(risk), for_path=True)}.json"
+
+
+def load_groups(
+    sweep_dir: Path, source: str = "final"
+) -> tuple[dict[Group, list[dict]], list[tuple[Path, str]]]:
+    """Scores of every complete run under ``sweep_dir`` by (env, algo, risk), read from
+    ``score_file``, and the (run dir, status) of the incomplete ones. A run directory holds
+    config.yaml and tb/ (as for riskq-plot and sweep_table.py; Hydra's .hydra/config.yaml is
+    not one). A complete run without its ``eval`` file raises FileNotFoundError."""
     groups: dict[Group, list[dict]] = defaultdict(list)
     incomplete = []
     for config_path in sorted(sweep_dir.rglob("config.yaml")):
@@ -61,8 +80,14 @@ def load_groups(sweep_dir: Path) -> tuple[dict[Group, list[dict]], list[tuple[Pa
         config = yaml.safe_load(config_path.read_text())
         risk = config["risk"]
         label = risk_label(str(risk["name"]), risk_level(risk))
-        summary = json.loads((run_dir / "summary.json").read_text())
-        groups[(config["env"]["label"], config["algo"]["name"], label)].append(summary)
+        path = score_file(run_dir, config, source)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"--scores {source}: {path} not found (run riskq-eval {run_dir} first)"
+            )
+        groups[(config["env"]["label"], config["algo"]["name"], label)].append(
+            json.loads(path.read_text())
+        )
     return dict(groups), incomplete
 
 
@@ -157,7 +182,9 @@ def markdown(tables: dict[str, list[dict]], *, env: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_intervals(tables: dict[str, list[dict]], *, env: str, out_dir: Path) -> list[Path]:
+def plot_intervals(
+    tables: dict[str, list[dict]], *, env: str, out_dir: Path, source: str = "final"
+) -> list[Path]:
     """One subplot per score: each row's IQM with its 95% CI, RiskQ's colour from riskq-plot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -184,8 +211,9 @@ def plot_intervals(tables: dict[str, list[dict]], *, env: str, out_dir: Path) ->
         ax.set(xlabel=f"{name} (IQM, 95% CI)", yticks=range(len(rows)), yticklabels=labels)
         ax.grid(alpha=0.3)
     axes[0].invert_yaxis()
-    fig.suptitle(f"{env}: final greedy evaluation, interquartile mean over runs")
-    stem = re.sub(r"[^\w.-]+", "_", env)
+    scored = "final greedy evaluation" if source == "final" else "final policy (riskq-eval)"
+    fig.suptitle(f"{env}: {scored}, interquartile mean over runs")
+    stem = re.sub(r"[^\w.-]+", "_", env) + OUTPUT_SUFFIX[source]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"baselines_{stem}_iqm{suffix}" for suffix in (".png", ".svg")]
     for path in paths:
@@ -198,12 +226,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("sweep_dir", type=Path, help="written by scripts/baselines.py")
     parser.add_argument("--out", type=Path, help="output directory (default: <sweep_dir>)")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument(
+        "--scores",
+        choices=SCORE_SOURCES,
+        default="final",
+        help="final: summary.json (training's last evaluation); eval: riskq-eval's file",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    groups, incomplete = load_groups(args.sweep_dir)
+    try:
+        groups, incomplete = load_groups(args.sweep_dir, args.scores)
+    except FileNotFoundError as error:
+        print(f"baselines_table: error: {error}", file=sys.stderr)
+        return 1
     if incomplete:
         print(f"baselines_table: warning: {incomplete_note(incomplete, where='the table')}",
               file=sys.stderr)  # fmt: skip
@@ -218,9 +256,10 @@ def main(argv=None) -> int:
         }
         text = markdown(tables, env=env)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"baselines_{env}.md").write_text(text)
-        paths = plot_intervals(tables, env=env, out_dir=out_dir)
-        print(f"{env}: {out_dir / f'baselines_{env}.md'}, {', '.join(map(str, paths))}\n\n{text}")
+        table_path = out_dir / f"baselines_{env}{OUTPUT_SUFFIX[args.scores]}.md"
+        table_path.write_text(text)
+        paths = plot_intervals(tables, env=env, out_dir=out_dir, source=args.scores)
+        print(f"{env}: {table_path}, {', '.join(map(str, paths))}\n\n{text}")
     return 0
 
 

@@ -144,3 +144,32 @@ def test_smax_table_scores_win_rate_and_allies_lost_in_a_block_per_risk(tmp_path
     assert qmix_wang["P(RiskQ > algo): win rate"].startswith("0.75 [")
     assert qmix_neutral["P(RiskQ > algo): win rate"] == "0.5 [0.5, 0.5]"  # the same rates
     assert (out / "baselines_smax_3m_iqm.png").is_file()
+
+
+def test_eval_scores_come_from_each_runs_riskq_eval_file(tmp_path, capsys):
+    """--scores eval reads eval_<own measure>.json (here other numbers than summary.json, and
+    a file under another measure that must be ignored); a run without one stops the table."""
+    root = tmp_path / "sweep"
+    for seed, ret in enumerate([4.0, 1.0, 3.0, 2.0]):
+        for algo, risk in (("riskq", "wang"), ("vdn", "neutral")):
+            write_run(root, f"{algo}_{seed}", algo=algo, risk=risk, summary=summary(-9, -9, 9))
+            own = "wang_0.75" if risk == "wang" else "neutral"
+            scores = summary(ret if algo == "riskq" else 0.0, -1.0, 0.5)
+            (root / f"{algo}_{seed}" / f"eval_{own}.json").write_text(json.dumps(scores))
+            other = root / f"{algo}_{seed}" / "eval_cvar_0.1.json"
+            other.write_text(json.dumps(summary(7, 7, 7)))
+    out = tmp_path / "out"
+    args = [str(root), "--out", str(out), "--reps", "200", "--scores", "eval"]
+    assert baselines_table.main(args) == 0
+    assert not (out / "baselines_macn.md").exists()  # the final-evaluation table is not touched
+    rows = rows_of((out / "baselines_macn_eval.md").read_text())
+    assert rows[("riskq", "wang(0.75)")]["return: IQM [95% CI]"].startswith("2.5 [")
+    assert rows[("riskq", "wang(0.75)")]["falls: IQM [95% CI]"] == "0.5 [0.5, 0.5]"
+    assert rows[("vdn", "neutral")]["P(RiskQ > algo): return"] == "1 [1, 1]"
+    assert (out / "baselines_macn_eval_iqm.png").is_file()
+    (root / "vdn_2" / "eval_neutral.json").unlink()
+    capsys.readouterr()
+    assert baselines_table.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "vdn_2/eval_neutral.json not found" in err
+    assert "riskq-eval" in err

@@ -302,6 +302,18 @@ def test_eval_under_another_measure_uses_its_default_level(trained_run, tmp_path
     assert json.loads((run_a / "eval_cvar_0.2.json").read_text())["risk"] == "CVaR(0.2)"
 
 
+def test_eval_of_several_runs_writes_one_file_per_run(trained_run, tmp_path, eval_cli):
+    run_a, run_b = (copy_run(trained_run, tmp_path / name) for name in ("A", "B"))
+    code, err = eval_cli(str(run_a), str(run_b), "--episodes", "4")
+    assert code == 0, err
+    for run in (run_a, run_b):
+        result = json.loads((run / "eval_wang_0.75.json").read_text())
+        assert (result["run_dir"], result["episodes"]) == (str(run), 4)
+    code, err = eval_cli(str(run_a), str(run_b), "--output", str(tmp_path / "one.json"))
+    assert code == 2 and "--output names one file" in one_line_error(err, "riskq-eval")
+    assert not (tmp_path / "one.json").exists()
+
+
 def test_a_checkpoint_with_wrong_content_is_a_one_line_error(
     trained_run, tmp_path, train_cli, eval_cli
 ):

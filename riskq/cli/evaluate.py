@@ -1,11 +1,13 @@
-"""``riskq-eval``: evaluate a trained run greedily, optionally under another risk measure.
+"""``riskq-eval``: evaluate trained runs greedily, optionally under another risk measure.
 
     riskq-eval results/runs/<...>/seed0_<time> --episodes 500 --risk cvar --risk-param 0.2
+    riskq-eval results/sweeps/<time>/*/ --episodes 320      # every run of a sweep, one by one
 
 Loads ``config.yaml`` and ``checkpoints/latest.pt`` of a run directory (or a checkpoint file
 inside one), plays greedy episodes and prints and saves the same statistics as training's
 evaluation (``eval/return_mean``, CVaR/VaR of returns, env metrics, matrix-game optimum) to
-``eval_<risk>.json`` in the run directory, e.g. ``eval_cvar_0.2.json``.
+``eval_<risk>.json`` in the run directory, e.g. ``eval_cvar_0.2.json``. With several runs each
+gets its own file; ``scripts/baselines_table.py --scores eval`` tabulates them.
 
 The acting measure: the run's own by default; ``--risk NAME`` alone takes NAME's default level
 (``configs/risk/NAME.yaml``); ``--risk-param`` alone changes the level of the run's measure.
@@ -45,7 +47,9 @@ def acting_risk(run_risk: RiskConfig, name: str | None, param: float | None) -> 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="run directory (or a checkpoint .pt file inside one)")
+    parser.add_argument(
+        "runs", nargs="+", metavar="run", help="run directory (or a checkpoint .pt file inside one)"
+    )
     parser.add_argument("--episodes", type=int, default=None, help="default: the run's")
     parser.add_argument(
         "--risk", default=None, help="risk measure for action selection (default: the run's)"
@@ -54,16 +58,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--risk-param", type=float, default=None, help="its level (default: configs/risk/<risk>)"
     )
     parser.add_argument("--seed", type=int, default=None, help="evaluation seed")
-    parser.add_argument("--output", default=None, help="JSON path (default: run dir)")
+    parser.add_argument("--output", default=None, help="JSON path, one run only (default: run dir)")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def evaluate_one(run: str, args: argparse.Namespace) -> Path:
+    """Evaluate one run as the options say, print the result; the JSON file written."""
     try:
-        run_cfg, _, _ = read_run(args.run)
+        run_cfg, _, _ = read_run(run)
         risk = acting_risk(run_cfg.risk, args.risk, args.risk_param)
-        cfg, exp, run_dir = load_run(args.run, episodes=args.episodes, risk=risk)
+        cfg, exp, run_dir = load_run(run, episodes=args.episodes, risk=risk)
     except Exception as error:
         if not is_reported(error):
             raise
@@ -74,7 +78,19 @@ def main(argv: list[str] | None = None) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(f"saved {output}")
+    return output
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.output and len(args.runs) > 1:
+        exit_with_error(
+            PROG, UsageError(f"--output names one file, but {len(args.runs)} runs were given")
+        )
+    for index, run in enumerate(args.runs, start=1):
+        if len(args.runs) > 1:
+            print(f"{PROG}: [{index}/{len(args.runs)}] {run}", flush=True)
+        print(f"saved {evaluate_one(run, args)}", flush=True)
 
 
 if __name__ == "__main__":
