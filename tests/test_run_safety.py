@@ -312,6 +312,11 @@ def test_eval_of_several_runs_writes_one_file_per_run(trained_run, tmp_path, eva
     code, err = eval_cli(str(run_a), str(run_b), "--output", str(tmp_path / "one.json"))
     assert code == 2 and "--output names one file" in one_line_error(err, "riskq-eval")
     assert not (tmp_path / "one.json").exists()
+    # a directory that is no run: its one-line error, exit 2, and the run after it still runs
+    (run_b / "eval_wang_0.75.json").unlink()
+    code, err = eval_cli(str(tmp_path / "nothing"), str(run_b), "--episodes", "4")
+    assert code == 2 and "checkpoint not found" in one_line_error(err, "riskq-eval")
+    assert (run_b / "eval_wang_0.75.json").is_file()
 
 
 def test_a_checkpoint_with_wrong_content_is_a_one_line_error(

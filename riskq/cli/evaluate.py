@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from riskq.cli.compose import compose_config
-from riskq.cli.errors import exit_with_error, is_reported
+from riskq.cli.errors import exit_with_error, is_reported, report
 from riskq.config import RiskConfig
 from riskq.errors import UsageError
 from riskq.evaluate import evaluate_run, load_run, read_run
@@ -63,15 +64,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def evaluate_one(run: str, args: argparse.Namespace) -> Path:
-    """Evaluate one run as the options say, print the result; the JSON file written."""
-    try:
-        run_cfg, _, _ = read_run(run)
-        risk = acting_risk(run_cfg.risk, args.risk, args.risk_param)
-        cfg, exp, run_dir = load_run(run, episodes=args.episodes, risk=risk)
-    except Exception as error:
-        if not is_reported(error):
-            raise
-        exit_with_error(PROG, error)
+    """Evaluate one run as the options say and print the result; the JSON file written.
+    Input that cannot be evaluated raises (``is_reported`` errors: one line for the user)."""
+    run_cfg, _, _ = read_run(run)
+    risk = acting_risk(run_cfg.risk, args.risk, args.risk_param)
+    cfg, exp, run_dir = load_run(run, episodes=args.episodes, risk=risk)
     result = evaluate_run(cfg, exp, run_dir, seed=args.seed)
     name = f"eval_{risk_label(cfg.risk.name, cfg.risk.param, for_path=True)}.json"
     output = Path(args.output) if args.output else run_dir / name
@@ -82,15 +79,25 @@ def evaluate_one(run: str, args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Evaluate every run given; one that cannot be evaluated gets its one-line error and the
+    others still run; the exit code is then that error's (2 for refused input)."""
     args = parse_args(argv)
     if args.output and len(args.runs) > 1:
         exit_with_error(
             PROG, UsageError(f"--output names one file, but {len(args.runs)} runs were given")
         )
+    codes = []
     for index, run in enumerate(args.runs, start=1):
         if len(args.runs) > 1:
             print(f"{PROG}: [{index}/{len(args.runs)}] {run}", flush=True)
-        print(f"saved {evaluate_one(run, args)}", flush=True)
+        try:
+            print(f"saved {evaluate_one(run, args)}", flush=True)
+        except Exception as error:
+            if not is_reported(error):
+                raise
+            codes.append(report(PROG, error))
+    if codes:
+        sys.exit(max(codes))
 
 
 if __name__ == "__main__":
