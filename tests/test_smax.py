@@ -303,6 +303,19 @@ def test_short_training_run_on_3m_logs_win_rate(jaxmarl, tmp_path, algo):
     assert 0 < summary["eval/episode_length"] <= 100
 
 
+def test_scripted_allies_that_never_shoot_lose_every_battle(jaxmarl):
+    """scripts/smax_scripted.py: allies without attacks kill no enemy and all die (a battle
+    ends only when one side is dead or at the time limit); shooting allies do kill enemies,
+    and their picks never need replacing for a living ally."""
+    from scripts import smax_scripted
+
+    passive = smax_scripted.scripted_battles("3m", battles=E, seed=0, shoot=False)
+    assert passive["win_rate"] == 0.0 and passive["enemies_killed"] == 0.0
+    assert passive["allies_dead"] == 3.0
+    active = smax_scripted.scripted_battles("3m", battles=E, seed=0)
+    assert active["enemies_killed"] > 0.0 and active["replaced_picks_per_battle"] == 0.0
+
+
 def test_missing_extra_is_one_line_naming_it(tmp_path):
     """Without jaxmarl (blocked here), env=smax_3m stops with one line and exit code 2."""
     code = (
