@@ -48,8 +48,9 @@ ALGO_ORDER = ("riskq", "dmix", "ddn", "iqr", "risk_mix", "vdn", "qmix")  # table
 Group = tuple[str, str, str]  # (env label, algo name, risk label)
 
 
-SCORE_SOURCES = ("final", "eval")  # --scores: summary.json, or riskq-eval's file
-OUTPUT_SUFFIX = {"final": "", "eval": "_eval"}  # baselines_<env><suffix>.md, _iqm.png
+# --scores: summary.json ("final") or riskq-eval's file ("eval"); suffix of the outputs'
+# names, baselines_<env><suffix>.md and baselines_<env><suffix>_iqm.png
+OUTPUT_SUFFIX = {"final": "", "eval": "_eval"}
 
 
 def score_file(run_dir: Path, config: dict, source: str) -> Path:
@@ -228,7 +229,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument(
         "--scores",
-        choices=SCORE_SOURCES,
+        choices=tuple(OUTPUT_SUFFIX),
         default="final",
         help="final: summary.json (training's last evaluation); eval: riskq-eval's file",
     )
