@@ -300,6 +300,12 @@ class SmaxEnv(BatchedEnv):
         self._done = np.ones(num_envs, dtype=bool)  # [E]
         self._metrics = np.zeros((num_envs, len(METRIC_NAMES)), np.float32)  # [E, 3]
 
+    @property
+    def scenario(self) -> Any:
+        """JaxMARL's SMAX env of this map under its heuristic-enemy wrapper: what a scripted
+        ally policy (``scripts/smax_scripted.py``) is built from."""
+        return self._dynamics.env._env
+
     def reset(self, seed: int | None = None) -> EnvObs:
         self.reseed(seed)
         seeds = np.asarray(self.copy_seeds(), dtype=np.uint32)  # [E]

@@ -42,6 +42,12 @@ def risk_label(name: str, level: float | None, *, for_path: bool = False) -> str
     return f"{name}_{float(level):g}" if for_path else f"{name}({float(level):g})"
 
 
+def eval_file_name(name: str, level: float | None) -> str:
+    """The file ``riskq-eval`` writes into a run for acting measure ``name`` at ``level``,
+    e.g. ``eval_cvar_0.2.json`` (``scripts/baselines_table.py --scores eval`` reads it)."""
+    return f"eval_{risk_label(name, level, for_path=True)}.json"
+
+
 def _run_dir_part(name: str, param: float, alpha: float | None, eta: float | None) -> str:
     level = risk_level({"name": name, "param": param, "alpha": alpha, "eta": eta})
     return risk_label(name, level, for_path=True)

@@ -24,13 +24,15 @@ import json
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from riskq.aggregate import Interval, improvement_estimates, interval_estimates
-from riskq.labels import risk_label, risk_level
+from riskq.labels import eval_file_name, risk_label, risk_level
 from riskq.run_dir import incomplete_note, run_status
 
 REFERENCE = "riskq"
@@ -48,27 +50,39 @@ ALGO_ORDER = ("riskq", "dmix", "ddn", "iqr", "risk_mix", "vdn", "qmix")  # table
 Group = tuple[str, str, str]  # (env label, algo name, risk label)
 
 
-# --scores: summary.json ("final") or riskq-eval's file ("eval"); suffix of the outputs'
-# names, baselines_<env><suffix>.md and baselines_<env><suffix>_iqm.png
-OUTPUT_SUFFIX = {"final": "", "eval": "_eval"}
+@dataclass(frozen=True)
+class ScoreSource:
+    """Where ``--scores NAME`` reads a run's scores and how its outputs are named."""
+
+    file: Callable[[Path, dict], Path]  # (run dir, its config.yaml) -> the scores' JSON file
+    suffix: str  # outputs: baselines_<env><suffix>.md and baselines_<env><suffix>_iqm.png
+    title: str  # the figure's name for the scores
 
 
-def score_file(run_dir: Path, config: dict, source: str) -> Path:
-    """Where a run's scores are: its summary.json (``final``) or riskq-eval's file for the
-    run's own measure (``eval``), e.g. ``eval_wang_0.75.json``."""
-    if source == "final":
-        return run_dir / "summary.json"
-    risk = config["risk"]
-    return run_dir / f"eval_{risk_label(str(risk['name']), risk_level(risk), for_path=True)}.json"
+SCORE_SOURCES = {
+    "final": ScoreSource(
+        file=lambda run_dir, config: run_dir / "summary.json",
+        suffix="",
+        title="final greedy evaluation",
+    ),
+    "eval": ScoreSource(  # riskq-eval's file for the run's own measure
+        file=lambda run_dir, config: (
+            run_dir / eval_file_name(str(config["risk"]["name"]), risk_level(config["risk"]))
+        ),
+        suffix="_eval",
+        title="final policy (riskq-eval)",
+    ),
+}
 
 
 def load_groups(
     sweep_dir: Path, source: str = "final"
 ) -> tuple[dict[Group, list[dict]], list[tuple[Path, str]]]:
-    """Scores of every complete run under ``sweep_dir`` by (env, algo, risk), read from
-    ``score_file``, and the (run dir, status) of the incomplete ones. A run directory holds
-    config.yaml and tb/ (as for riskq-plot and sweep_table.py; Hydra's .hydra/config.yaml is
-    not one). A complete run without its ``eval`` file raises FileNotFoundError."""
+    """Scores of every complete run under ``sweep_dir`` by (env, algo, risk), read from the
+    file of ``SCORE_SOURCES[source]``, and the (run dir, status) of the incomplete ones. A run
+    directory holds config.yaml and tb/ (as for riskq-plot and sweep_table.py; Hydra's
+    .hydra/config.yaml is not one). A complete run without its scores' file raises
+    FileNotFoundError."""
     groups: dict[Group, list[dict]] = defaultdict(list)
     incomplete = []
     for config_path in sorted(sweep_dir.rglob("config.yaml")):
@@ -81,7 +95,7 @@ def load_groups(
         config = yaml.safe_load(config_path.read_text())
         risk = config["risk"]
         label = risk_label(str(risk["name"]), risk_level(risk))
-        path = score_file(run_dir, config, source)
+        path = SCORE_SOURCES[source].file(run_dir, config)
         if not path.is_file():
             raise FileNotFoundError(
                 f"--scores {source}: {path} not found (run riskq-eval {run_dir} first)"
@@ -212,9 +226,8 @@ def plot_intervals(
         ax.set(xlabel=f"{name} (IQM, 95% CI)", yticks=range(len(rows)), yticklabels=labels)
         ax.grid(alpha=0.3)
     axes[0].invert_yaxis()
-    scored = "final greedy evaluation" if source == "final" else "final policy (riskq-eval)"
-    fig.suptitle(f"{env}: {scored}, interquartile mean over runs")
-    stem = re.sub(r"[^\w.-]+", "_", env) + OUTPUT_SUFFIX[source]
+    fig.suptitle(f"{env}: {SCORE_SOURCES[source].title}, interquartile mean over runs")
+    stem = re.sub(r"[^\w.-]+", "_", env) + SCORE_SOURCES[source].suffix
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"baselines_{stem}_iqm{suffix}" for suffix in (".png", ".svg")]
     for path in paths:
@@ -229,7 +242,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument(
         "--scores",
-        choices=tuple(OUTPUT_SUFFIX),
+        choices=tuple(SCORE_SOURCES),
         default="final",
         help="final: summary.json (training's last evaluation); eval: riskq-eval's file",
     )
@@ -257,7 +270,7 @@ def main(argv=None) -> int:
         }
         text = markdown(tables, env=env)
         out_dir.mkdir(parents=True, exist_ok=True)
-        table_path = out_dir / f"baselines_{env}{OUTPUT_SUFFIX[args.scores]}.md"
+        table_path = out_dir / f"baselines_{env}{SCORE_SOURCES[args.scores].suffix}.md"
         table_path.write_text(text)
         paths = plot_intervals(tables, env=env, out_dir=out_dir, source=args.scores)
         print(f"{env}: {table_path}, {', '.join(map(str, paths))}\n\n{text}")

@@ -37,8 +37,7 @@ def heuristic_team(env, *, shoot: bool):
         get_heuristic_policy_initial_state,
     )
 
-    smax = env._dynamics.env._env  # the SMAX env under JaxMARL's heuristic-enemy wrapper
-    policy = jax.vmap(jax.vmap(create_heuristic_policy(smax, 0, shoot=shoot)))  # over E, N
+    policy = jax.vmap(jax.vmap(create_heuristic_policy(env.scenario, 0, shoot=shoot)))  # E, N
     shape = (env.num_envs, env.info.n_agents)
     initial = jax.tree.map(
         lambda x: jnp.broadcast_to(jnp.asarray(x), shape + jnp.shape(x)),

@@ -25,7 +25,7 @@ from riskq.cli.errors import exit_with_error, is_reported, report
 from riskq.config import RiskConfig
 from riskq.errors import UsageError
 from riskq.evaluate import evaluate_run, load_run, read_run
-from riskq.labels import risk_label, risk_level
+from riskq.labels import eval_file_name, risk_level
 from riskq.risk import RISK_MEASURES
 
 PROG = "riskq-eval"
@@ -70,8 +70,7 @@ def evaluate_one(run: str, args: argparse.Namespace) -> Path:
     risk = acting_risk(run_cfg.risk, args.risk, args.risk_param)
     cfg, exp, run_dir = load_run(run, episodes=args.episodes, risk=risk)
     result = evaluate_run(cfg, exp, run_dir, seed=args.seed)
-    name = f"eval_{risk_label(cfg.risk.name, cfg.risk.param, for_path=True)}.json"
-    output = Path(args.output) if args.output else run_dir / name
+    output = Path(args.output or run_dir / eval_file_name(cfg.risk.name, cfg.risk.param))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
