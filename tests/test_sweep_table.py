@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +60,28 @@ def test_best_column_is_the_highest_evaluation_of_each_run(tmp_path, capsys, mon
     header, _, row = capsys.readouterr().out.splitlines()
     assert header.endswith("| eval/return_mean | best eval/return_mean |")
     assert row == "| risk_ladder | riskq | wang(0.75) | 2 | -350 [-400, -300] | -80 [-90, -70] |"
+
+
+def test_late_column_is_the_mean_of_each_runs_evaluations_from_a_step_on(
+    tmp_path, capsys, monkeypatch
+):
+    for seed, evaluations in enumerate([[-500.0, -70.0, -400.0], [-90.0, -300.0, -100.0]]):
+        run = write_run(
+            tmp_path / str(seed),
+            risk={"name": "cvar", "param": 0.2},
+            summary={"status": "complete", "eval/return_mean": evaluations[-1]},
+            seed=seed,
+        )
+        rows = [{"step": 10 * i, "eval/return_mean": value} for i, value in enumerate(evaluations)]
+        rows.append({"step": 20, "eval/return_mean": 99.0, "final": True})  # repeats the last
+        (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    argv = ["sweep_table.py", str(tmp_path), "--keys", "eval/return_mean", "--late-from", "10"]
+    monkeypatch.setattr("sys.argv", [*argv, "--late", "eval/return_mean"])
+    sweep_table.main()
+    header, _, row = capsys.readouterr().out.splitlines()
+    assert header.endswith("| eval/return_mean | late eval/return_mean |")
+    # seed 0: mean(-70, -400) = -235; seed 1: mean(-300, -100) = -200
+    assert row == "| risk_ladder | riskq | cvar(0.2) | 2 | -250 [-400, -100] | -218 [-235, -200] |"
+    monkeypatch.setattr("sys.argv", [*argv, "--late", "eval/return_mean", "--late-from", "30"])
+    with pytest.raises(SystemExit, match="no evaluation of eval/return_mean at env step >= 30"):
+        sweep_table.main()
