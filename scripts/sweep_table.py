@@ -31,19 +31,19 @@ from riskq.run_dir import SUMMARY_FILE, incomplete_note, run_status
 
 
 def evaluation_rows(run_dir: Path) -> list[dict]:
-    """The evaluation rows of a run's metrics.jsonl during training (the final one left out:
-    it repeats the last evaluation)."""
+    """The rows of a run's metrics.jsonl logged during training (training and evaluation
+    scalars; the final row is left out: it repeats the last evaluation)."""
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [row for row in map(json.loads, lines) if not row.get("final")]
 
 
 def best_evaluations(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
-    """{"best KEY": the highest KEY over the evaluation ``rows``}."""
+    """{"best KEY": the highest KEY over the ``rows`` that hold it}."""
     return {f"best {key}": max(row[key] for row in rows if key in row) for key in keys}
 
 
 def late_evaluations(rows: list[dict], keys: tuple[str, ...], *, start: int) -> dict[str, float]:
-    """{"late KEY": the mean of KEY over the evaluation ``rows`` at env step >= ``start``}."""
+    """{"late KEY": the mean of KEY over the ``rows`` that hold it at env step >= ``start``}."""
     late = {}
     for key in keys:
         values = [row[key] for row in rows if key in row and row["step"] >= start]
