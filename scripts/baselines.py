@@ -3,6 +3,7 @@
     python scripts/baselines.py macn                          # 5 seeds, one run at a time
     python scripts/baselines.py macf --launcher parallel      # 3 seeds, 2 runs at a time
     python scripts/baselines.py macn --dry-run                # print the commands only
+    python scripts/baselines.py macf --risks wang             # one risk block (and VDN, QMIX)
     python scripts/baselines.py macn -- t_max=20000           # extra overrides for every run
     python scripts/baselines_table.py results/sweeps/baselines_macn   # table and figures
 
@@ -45,6 +46,19 @@ SWEEPS = (
 )
 
 
+def selected_sweeps(risks: tuple[str, ...] = RISKS) -> tuple[Sweep, ...]:
+    """SWEEPS with the distributional algorithms acting under ``risks`` only (a subset of
+    RISKS, e.g. one block of the table); VDN and QMIX run risk-neutral whatever is chosen."""
+    unknown = sorted(set(risks) - set(RISKS))
+    if unknown or not risks:
+        raise ValueError(f"--risks: {unknown or 'none'}; valid choices: {', '.join(RISKS)}")
+    chosen = tuple(risk for risk in RISKS if risk in risks)
+    return tuple(
+        Sweep(sweep.name, sweep.algos, chosen) if sweep.risks == RISKS else sweep
+        for sweep in SWEEPS
+    )
+
+
 def sweep_overrides(sweep: Sweep, *, env: str, seeds: int) -> list[str]:
     """The sweep's ``riskq-train -m`` overrides, e.g. ``algo=riskq,dmix``."""
     seed_list = ",".join(map(str, range(seeds)))
@@ -52,17 +66,23 @@ def sweep_overrides(sweep: Sweep, *, env: str, seeds: int) -> list[str]:
             f"seed={seed_list}"]  # fmt: skip
 
 
-def job_overrides(*, env: str, seeds: int) -> list[list[str]]:
+def job_overrides(*, env: str, seeds: int, risks: tuple[str, ...] = RISKS) -> list[list[str]]:
     """Every run of the table as its own overrides (what each sweep expands into)."""
     return [
         [f"env={env}", f"algo={algo}", f"risk={risk}", f"seed={seed}"]
-        for sweep in SWEEPS
+        for sweep in selected_sweeps(risks)
         for algo, risk, seed in itertools.product(sweep.algos, sweep.risks, range(seeds))
     ]
 
 
 def commands(
-    *, env: str, seeds: int, sweep_dir: Path, launcher: str, extra: list[str]
+    *,
+    env: str,
+    seeds: int,
+    sweep_dir: Path,
+    launcher: str,
+    extra: list[str],
+    risks: tuple[str, ...] = RISKS,
 ) -> list[list[str]]:
     """One ``riskq-train -m`` command line per sweep, run by this interpreter."""
     launch = [] if launcher == "basic" else [f"hydra/launcher={launcher}"]
@@ -70,7 +90,7 @@ def commands(
         [sys.executable, "-m", "riskq.cli.train", "-m", *launch,
          *sweep_overrides(sweep, env=env, seeds=seeds), *extra,
          f"hydra.sweep.dir={sweep_dir / sweep.name}"]
-        for sweep in SWEEPS
+        for sweep in selected_sweeps(risks)
     ]  # fmt: skip
 
 
@@ -79,6 +99,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("env", choices=sorted(SEEDS), help="env config (configs/env/)")
     parser.add_argument("--seeds", type=int, help="seeds per row (default: 5 MACN, 3 MACF)")
     parser.add_argument("--sweep-dir", type=Path, help="default: results/sweeps/baselines_<env>")
+    parser.add_argument(
+        "--risks", nargs="+", choices=RISKS, default=list(RISKS),
+        help="measures the distributional algorithms act under (default: all; one block each)",
+    )  # fmt: skip
     parser.add_argument("--launcher", choices=LAUNCHERS, default="basic", help="hydra/launcher")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("overrides", nargs="*", help="extra riskq-train overrides (after --)")
@@ -93,7 +117,12 @@ def main(argv=None) -> int:
         return 2
     sweep_dir = args.sweep_dir or Path("results/sweeps") / f"baselines_{args.env}"
     lines = commands(
-        env=args.env, seeds=seeds, sweep_dir=sweep_dir, launcher=args.launcher, extra=args.overrides
+        env=args.env,
+        seeds=seeds,
+        sweep_dir=sweep_dir,
+        launcher=args.launcher,
+        extra=args.overrides,
+        risks=tuple(args.risks),
     )
     for line in lines:
         print(" ".join(line), flush=True)

@@ -42,6 +42,23 @@ def test_sweep_command_lines_expand_to_the_jobs(tmp_path):
     }
 
 
+@pytest.mark.parametrize("risks", [("wang",), ("cvar",), ("cvar", "wang")])
+def test_risks_option_keeps_one_block_per_chosen_measure(risks):
+    jobs = baselines.job_overrides(env="macf", seeds=3, risks=risks)
+    distributional = [
+        job for job in jobs if job[1].removeprefix("algo=") in baselines.DISTRIBUTIONAL
+    ]
+    assert {job[2].removeprefix("risk=") for job in distributional} == set(risks)
+    assert len(distributional) == 5 * 3 * len(risks)  # 5 algorithms x 3 seeds per block
+    assert len(jobs) - len(distributional) == 2 * 3  # VDN and QMIX, risk-neutral, always
+    assert baselines.main(["macf", "--dry-run", "--risks", *risks]) == 0
+
+
+def test_risks_option_rejects_an_unknown_measure():
+    with pytest.raises(ValueError, match="valid choices: wang, cvar"):
+        baselines.selected_sweeps(("var",))
+
+
 def write_run(
     root: Path, name: str, *, algo: str, risk: str, summary: dict, env: tuple = ("macn", "macn")
 ) -> None:
