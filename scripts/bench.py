@@ -31,6 +31,9 @@ With ``--smax`` (needs the smax extra), on SMAX 3m with 64 copies and random ava
   copies that already ended are not counted).
 - smax_collect_env_steps_per_s: riskq's Runner (RiskQ agent forward, epsilon 0.5) on the adapter.
 - smax_raw_over_adapter, smax_raw_over_collect: the ratios (target: at most 1.5).
+- smax_collect_useful_share: the Runner's counted steps over the copy-steps it stepped (copies x
+  step calls): a copy whose episode has ended keeps being stepped, uncounted, until the longest
+  episode of the call ends, which costs 1 / share of the collection time.
 - torch_updates_per_s_before_jax / _after_jax: MACF learner updates before JAX was imported and
   after it ran (envs/smax.py keeps XLA to one thread, so the two should match).
 """
@@ -213,9 +216,11 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
     overrides = ["env=smax_3m", f"num_envs={copies}", f"threads={threads}", "progress=false"]
     smax = build_experiment(compose_config(overrides))
     smax.runner.collect(epsilon=0.5)  # compiles
-    start, steps = time.perf_counter(), 0
+    start, steps, copy_steps = time.perf_counter(), 0, 0
     while steps < calls * copies // 4:
-        steps += smax.runner.collect(epsilon=0.5).steps
+        rollout = smax.runner.collect(epsilon=0.5)
+        steps += rollout.steps
+        copy_steps += rollout.batch.mask.numel()  # mask [E, T]: copies x step calls
     collect = steps / (time.perf_counter() - start)
     torch_after = timed(lambda: macf.learner.update(batch, episodes_seen=0), updates)
     return {
@@ -224,6 +229,7 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
         "smax_collect_env_steps_per_s": round(collect, 1),
         "smax_raw_over_adapter": round(raw / adapter, 3),
         "smax_raw_over_collect": round(raw / collect, 3),
+        "smax_collect_useful_share": round(steps / copy_steps, 3),
         "smax_copies": copies,
         "torch_updates_per_s_before_jax": round(torch_before, 2),
         "torch_updates_per_s_after_jax": round(torch_after, 2),
