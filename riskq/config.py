@@ -58,6 +58,11 @@ class MixerConfig:
     # QMIX-style monotone hypernetwork mixers (qmix, dmix, risk-mix)
     embed_dim: int = 32  # mixing layer width, PyMARL default
     hypernet_hidden: int = 64  # hypernetwork hidden width, PyMARL default
+    # Key of riskq.mixers.STATE_TRANSFORMS, applied elementwise to the state and the agent
+    # features every mixer reads ("none" [the reference]; "symlog": sign(x) log(1 + |x|), which
+    # keeps unit-scale inputs about as they are and compresses unbounded ones such as MACF's
+    # positions and speeds of reversing cars). Actions never pass through it, so RIGM is kept.
+    state_transform: str = "none"
 
 
 @dataclass

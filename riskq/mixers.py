@@ -24,6 +24,21 @@ from torch import nn
 from riskq.config import MixerConfig
 
 RiskFn = Callable[[torch.Tensor], torch.Tensor]  # sorted quantiles [..., K] -> values [...]
+StateTransform = Callable[[torch.Tensor], torch.Tensor]  # elementwise, [...] -> [...]
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) log(1 + |x|), elementwise: odd, monotone, ~x near 0, log-sized for large |x|."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+# What every mixer applies to its state and agent features before reading them
+# (MixerConfig.state_transform).
+STATE_TRANSFORMS: dict[str, StateTransform] = {"none": identity, "symlog": symlog}
 
 
 def _mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
@@ -81,6 +96,12 @@ class Mixer(nn.Module):
         self.n_quantiles = n_quantiles
         self.agent_feature_dim = agent_feature_dim
         self.cfg = cfg if cfg is not None else MixerConfig()
+        if self.cfg.state_transform not in STATE_TRANSFORMS:
+            raise ValueError(
+                f"algo.mixer_args.state_transform: unknown {self.cfg.state_transform!r}; "
+                f"valid choices: {sorted(STATE_TRANSFORMS)}"
+            )
+        self.state_transform = STATE_TRANSFORMS[self.cfg.state_transform]
 
     def forward(
         self,
@@ -100,10 +121,13 @@ class Mixer(nn.Module):
                 f"agent_quantiles {tuple(agent_quantiles.shape)}"
             )
         rows = agent_quantiles.reshape(-1, *agent_quantiles.shape[-2:])  # [R, N, K], R = B*T
-        if agent_features is not None and agent_features.shape[:-1] == agent_quantiles.shape[:-1]:
-            agent_features = agent_features.reshape(-1, *agent_features.shape[-2:])  # [R, N, F]
+        if agent_features is not None:
+            if agent_features.shape[:-1] == agent_quantiles.shape[:-1]:
+                agent_features = agent_features.reshape(-1, *agent_features.shape[-2:])  # [R, N, F]
+            agent_features = self.state_transform(agent_features)
+        state = self.state_transform(state.reshape(-1, self.state_dim))  # [R, S]
         # one row per (b, t): the MLPs' products are plain 2-D ones (fewer autograd nodes)
-        joint = self.mix(rows, state.reshape(-1, self.state_dim), agent_features)  # [R, ...]
+        joint = self.mix(rows, state, agent_features)  # [R, ...]
         return joint.view(*lead, *joint.shape[1:])  # [B, T, K_out] ([B, T, N, K] for none)
 
     def mix(

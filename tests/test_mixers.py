@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from riskq.config import MixerConfig
-from riskq.mixers import MIXERS, RiskQMixer, make_mixer
+from riskq.mixers import MIXERS, STATE_TRANSFORMS, RiskQMixer, make_mixer, symlog
 from riskq.risk import make_risk_measure
 
 B, T, N, K, S, F = 4, 3, 3, 8, 5, 2
@@ -15,7 +15,7 @@ QUANTILE_MONOTONE = ["riskq", "ddn", "quantile-mix"]
 JOINT = [name for name, mixer_class in MIXERS.items() if mixer_class.joint]
 
 
-def build(name, *, feature_dim=F, risk_fn=CVAR, seed=0, n_quantiles=K):
+def build(name, *, feature_dim=F, risk_fn=CVAR, seed=0, n_quantiles=K, state_transform="none"):
     torch.manual_seed(seed)
     return make_mixer(
         name,
@@ -24,7 +24,7 @@ def build(name, *, feature_dim=F, risk_fn=CVAR, seed=0, n_quantiles=K):
         n_quantiles=n_quantiles,
         agent_feature_dim=feature_dim,
         risk_fn=risk_fn,
-        cfg=MixerConfig(),
+        cfg=MixerConfig(state_transform=state_transform),
     )
 
 
@@ -184,3 +184,36 @@ def test_bad_names_and_shapes_raise():
         mixer(quantiles[..., :2, :], state, features)
     with pytest.raises(ValueError, match=r"state \(4, 3, 4\) must be \(4, 3, 5\)"):
         mixer(quantiles, state[..., :4], features)
+
+
+def test_symlog_known_values():
+    e = torch.e
+    x = torch.tensor([0.0, e - 1, -(e - 1), e**3 - 1, -(e**3 - 1)])
+    torch.testing.assert_close(symlog(x), torch.tensor([0.0, 1.0, -1.0, 3.0, -3.0]))
+    assert set(STATE_TRANSFORMS) == {"none", "symlog"}
+
+
+@pytest.mark.parametrize("name", JOINT)
+@pytest.mark.parametrize("transform", sorted(STATE_TRANSFORMS))
+def test_state_transform_is_applied_to_state_and_agent_features(name, transform):
+    """A mixer built with a transform, fed raw inputs, equals the same weights with "none" fed
+    transformed inputs; states 100x larger than unit scale reach the MLPs as log-sized ones."""
+    quantiles, state, features = inputs()
+    state, features = 100 * state, 100 * features
+    mixer = build(name, state_transform=transform)
+    plain = build(name)  # same seed: same weights
+    mapped = STATE_TRANSFORMS[transform]
+    torch.testing.assert_close(
+        mixer(quantiles, state, features), plain(quantiles, mapped(state), mapped(features))
+    )
+    if transform == "symlog" and name not in ("vdn",):  # vdn reads no state
+        assert not torch.allclose(
+            mixer(quantiles, state, features), plain(quantiles, state, features)
+        )
+
+
+def test_unknown_state_transform_names_the_choices():
+    with pytest.raises(
+        ValueError, match=r"state_transform: unknown 'tanh'; valid choices: \['none', 'symlog'\]"
+    ):
+        build("riskq", state_transform="tanh")

@@ -33,7 +33,17 @@ CVAR = make_risk_measure("cvar", 0.25)
 NEUTRAL = make_risk_measure("neutral")
 
 
-def build(name, *, n_agents=2, n_quantiles=4, state_dim=3, feature_dim=0, risk_fn=CVAR, seed=0):
+def build(
+    name,
+    *,
+    n_agents=2,
+    n_quantiles=4,
+    state_dim=3,
+    feature_dim=0,
+    risk_fn=CVAR,
+    seed=0,
+    state_transform="none",
+):
     torch.manual_seed(seed)
     return make_mixer(
         name,
@@ -42,7 +52,7 @@ def build(name, *, n_agents=2, n_quantiles=4, state_dim=3, feature_dim=0, risk_f
         n_quantiles=n_quantiles,
         agent_feature_dim=feature_dim,
         risk_fn=risk_fn,
-        cfg=MixerConfig(),
+        cfg=MixerConfig(state_transform=state_transform),
     )
 
 
@@ -79,6 +89,19 @@ def test_known_answer_rigm_mixers_agree_with_decentralised_cvar(name):
     result = check_rigm(mixer=build(name), risk_fn=CVAR, agent_quantiles=quantiles, state=state)
     assert result.violations == 0 and result.max_regret == 0.0
     assert result.central_actions.tolist() == [[0, 0]]
+
+
+@pytest.mark.parametrize("name", ["riskq", "ddn"])
+def test_symlog_state_keeps_rigm_on_large_states(name):
+    """The state transform acts on the state only, so RIGM mixers keep it for any state."""
+    quantiles, _ = ladder()
+    states = 100 * torch.randn(16, 3, generator=torch.Generator().manual_seed(0))  # [16, S]
+    mixer = build(name, state_transform="symlog")
+    for state in states:
+        result = check_rigm(
+            mixer=mixer, risk_fn=CVAR, agent_quantiles=quantiles, state=state.unsqueeze(0)
+        )
+        assert result.violations == 0 and result.central_actions.tolist() == [[0, 0]]
 
 
 def _risk_params(name):
