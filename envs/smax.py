@@ -6,8 +6,11 @@ SMAC scenarios (``3m``, ``2s3z``, ``3s_vs_5z``, ``5m_vs_6m``, ...) in JAX and ru
 The allies are the learning agents; the enemies follow JaxMARL's heuristic policy
 (``HeuristicEnemySMAX``: each enemy attacks the closest ally in range, else walks towards it).
 
-All E copies step in one jitted, vmapped call; one transfer per step brings every array to
-numpy. Conventions:
+All running copies step in one jitted, vmapped call; one transfer per step brings every array
+to numpy. Once half or more of the copies have ended, only a block of rows steps (the running
+copies, padded with ended ones to the next power of two, at least ``MIN_ROWS``): the call's cost
+grows with its rows, and ended copies stay frozen either way (``compact=False`` steps every
+copy; the trajectories are the same). Conventions:
 
 * Observation [O]: SMAX's unit-list observation of each ally (zeros once it is dead).
   State [S]: SMAX's ``world_state`` (every unit's health, position, cooldown and type bits,
@@ -64,6 +67,9 @@ JAX_ENVIRONMENT = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # no up-front GPU 
 METRIC_NAMES = ("win_rate", "allies_dead", "enemies_killed")
 ATTACK_MODES = ("closest", "random")  # targets of the heuristic enemies, JaxMARL's choices
 TIME_LIMITS = ("truncation", "termination")  # what reaching episode_limit is (module docstring)
+# Smallest block of rows a compacted step runs: below ~16 rows a vmapped 3m step costs about
+# the same whatever its size (0.9 ms for 8 or 16 copies, 1.4 ms for 32, 2.5 ms for 64).
+MIN_ROWS = 16
 
 
 def compilation_cache_dir() -> str:
@@ -128,6 +134,7 @@ class Dynamics(NamedTuple):
     env: Any  # jaxmarl HeuristicEnemySMAX
     reset: Any  # (seeds [E] uint32, episode_limit int32) -> (carry, outputs)
     step: Any  # (carry, actions [E, N] int32) -> (carry, outputs)
+    step_rows: Any  # (carry, rows [R] int32, actions [R, N] int32) -> (carry, outputs of rows)
 
 
 class StateNormaliser(NamedTuple):
@@ -251,7 +258,34 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         return carry, (*_observe(env, state, normaliser), reward, terminated, truncated)
 
     batched_reset = jax.vmap(reset_copy, in_axes=(0, None))
-    return Dynamics(env=env, reset=jax.jit(batched_reset), step=jax.jit(jax.vmap(step_copy)))
+    batched_step = jax.vmap(step_copy)
+
+    def step_rows(carry, rows, actions):
+        """Step copies ``rows`` [R] (distinct) only; the other copies' carry is left as it is."""
+        part, outputs = batched_step(jax.tree.map(lambda x: x[rows], carry), actions)
+        carry = jax.tree.map(lambda whole, new: whole.at[rows].set(new), carry, part)
+        return carry, outputs
+
+    return Dynamics(
+        env=env,
+        reset=jax.jit(batched_reset),
+        step=jax.jit(batched_step),
+        step_rows=jax.jit(step_rows),
+    )
+
+
+def block_rows(running: np.ndarray, *, min_rows: int = MIN_ROWS) -> np.ndarray | None:
+    """running [E] bool -> the copies a compacted step runs, [R] int32, or None for all E.
+
+    R is the smallest power of two >= the running count and >= ``min_rows``; blocks of R >= E
+    step every copy (None). The running copies come first, then ended ones as padding.
+    """
+    count = int(running.sum())
+    rows = max(min_rows, 1 << max(count - 1, 0).bit_length())  # next power of two
+    if rows >= running.size:
+        return None
+    order = np.concatenate([np.flatnonzero(running), np.flatnonzero(~running)])
+    return order[:rows].astype(np.int32)
 
 
 class SmaxEnv(BatchedEnv):
@@ -267,8 +301,10 @@ class SmaxEnv(BatchedEnv):
         attack_mode: str = "closest",
         won_battle_bonus: float = 1.0,
         time_limit: str = "truncation",
+        compact: bool = True,
     ) -> None:
         super().__init__(num_envs=num_envs, seed=seed)
+        self.compact = compact
         if time_limit not in TIME_LIMITS:
             valid = ", ".join(TIME_LIMITS)
             raise ValueError(
@@ -299,6 +335,7 @@ class SmaxEnv(BatchedEnv):
         self._avail = np.zeros((num_envs, self.info.n_agents, self.info.n_actions), bool)
         self._done = np.ones(num_envs, dtype=bool)  # [E]
         self._metrics = np.zeros((num_envs, len(METRIC_NAMES)), np.float32)  # [E, 3]
+        self._last: list[np.ndarray] = []  # the last outputs of every copy (obs ... metrics)
 
     @property
     def scenario(self) -> Any:
@@ -318,18 +355,36 @@ class SmaxEnv(BatchedEnv):
         if self._carry is None:
             raise RuntimeError(f"env '{NAME}': call reset() before step()")
         actions = self.validated_actions(actions, avail=self._avail, running=~self._done)  # [E, N]
-        self._carry, outputs = self._dynamics.step(self._carry, actions.astype(np.int32))
-        next_obs, reward, terminated, truncated = self._unpack(outputs)
+        actions = actions.astype(np.int32)
+        rows = block_rows(~self._done) if self.compact else None
+        if rows is None:
+            self._carry, outputs = self._dynamics.step(self._carry, actions)
+        else:
+            self._carry, outputs = self._dynamics.step_rows(self._carry, rows, actions[rows])
+        next_obs, reward, terminated, truncated = self._unpack(outputs, rows)
         if self.time_limit == "termination":
             terminated, truncated = terminated | truncated, np.zeros_like(truncated)
         self._done |= terminated | truncated
         return EnvStep(next_obs, reward, terminated, truncated)
 
-    def _unpack(self, outputs: Any) -> tuple[EnvObs, np.ndarray, np.ndarray, np.ndarray]:
-        """Device outputs -> (EnvObs, reward [E], terminated [E], truncated [E]) in numpy."""
+    def _unpack(
+        self, outputs: Any, rows: np.ndarray | None = None
+    ) -> tuple[EnvObs, np.ndarray, np.ndarray, np.ndarray]:
+        """Device outputs of every copy, or of copies ``rows`` [R] only (the others are frozen:
+        their last observation again, reward 0, no new end) -> (EnvObs, reward [E],
+        terminated [E], truncated [E]) in numpy."""
         import jax
 
         host = [np.array(x) for x in jax.device_get(outputs)]  # writable copies
+        if rows is not None:
+            observed = [last.copy() for last in self._last]  # obs, state, avail, features, metrics
+            for whole, part in zip(observed, host[: len(observed)], strict=True):
+                whole[rows] = part
+            ends = [np.zeros(self.num_envs, part.dtype) for part in host[len(observed) :]]
+            for whole, part in zip(ends, host[len(observed) :], strict=True):
+                whole[rows] = part
+            host = observed + ends
+        self._last = host[:5]
         obs, state, avail, features, metrics, reward, terminated, truncated = host
         self._avail, self._metrics = avail, metrics
         env_obs = EnvObs(obs=obs, state=state, avail_actions=avail, agent_features=features)

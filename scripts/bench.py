@@ -31,9 +31,13 @@ With ``--smax`` (needs the smax extra), on SMAX 3m with 64 copies and random ava
   copies that already ended are not counted).
 - smax_collect_env_steps_per_s: riskq's Runner (RiskQ agent forward, epsilon 0.5) on the adapter.
 - smax_raw_over_adapter, smax_raw_over_collect: the ratios (target: at most 1.5).
-- smax_collect_useful_share: the Runner's counted steps over the copy-steps it stepped (copies x
-  step calls): a copy whose episode has ended keeps being stepped, uncounted, until the longest
-  episode of the call ends, which costs 1 / share of the collection time.
+- smax_collect_useful_share: the Runner's counted steps over its copy-steps (copies x step
+  calls): a copy whose episode has ended waits, uncounted, until the longest episode of the call
+  ends. Once half the copies have ended the adapter steps only a block of rows (``compact``), so
+  the waiting copies cost less than 1 / share of the time.
+- smax_collect_whole_env_steps_per_s: the same Runner with ``env.args.compact=false`` (every copy
+  stepped at every call), its collections interleaved with the compacting one's;
+  smax_compact_over_whole: the speed-up of compacting.
 - torch_updates_per_s_before_jax / _after_jax: MACF learner updates before JAX was imported and
   after it ran (envs/smax.py keeps XLA to one thread, so the two should match).
 """
@@ -188,9 +192,12 @@ def adapter_smax_rate(map_name: str, copies: int, calls: int) -> float:
     steps of running copies count), random available actions."""
     env = make_batched_env("smax", num_envs=copies, seed=0, map_name=map_name)
     rng = np.random.default_rng(0)
-    obs = env.reset()
-    env.step(smax_random_actions(obs.avail_actions, rng))  # compiles
-    steps, done, start = 0, np.ones(copies, bool), time.perf_counter()
+    obs, done = env.reset(), np.zeros(copies, bool)
+    while not done.all():  # one whole episode compiles the full step and each block of rows
+        result = env.step(smax_random_actions(obs.avail_actions, rng))
+        done |= result.terminated | result.truncated
+        obs = result.next_obs
+    steps, start = 0, time.perf_counter()
     for _ in range(calls):
         if done.all():
             obs, done = env.reset(), np.zeros(copies, bool)
@@ -199,6 +206,33 @@ def adapter_smax_rate(map_name: str, copies: int, calls: int) -> float:
         done |= result.terminated | result.truncated
         obs = result.next_obs
     return steps / (time.perf_counter() - start)
+
+
+def runner_smax_rates(copies: int, threads: int, calls: int) -> dict[bool, tuple[float, float]]:
+    """riskq's Runner (RiskQ agent, epsilon 0.5) on SMAX 3m with the adapter's ``compact`` on
+    and off (every copy stepped at every call), one collection of each in turn so that both see
+    the same machine: compact -> (env steps per second, counted steps over stepped copy-steps)."""
+    overrides = ["env=smax_3m", f"num_envs={copies}", f"threads={threads}", "progress=false"]
+    runners = {
+        compact: build_experiment(
+            compose_config([*overrides, f"env.args.compact={compact}"])
+        ).runner
+        for compact in (True, False)
+    }
+    totals = {compact: [0, 0, 0.0] for compact in runners}  # steps, copy-steps, seconds
+    for runner in runners.values():
+        runner.collect(epsilon=0.5)  # compiles the full step and every block of rows
+    while totals[True][0] < calls * copies // 4:
+        for compact, runner in runners.items():
+            start = time.perf_counter()
+            rollout = runner.collect(epsilon=0.5)
+            totals[compact][2] += time.perf_counter() - start
+            totals[compact][0] += rollout.steps
+            totals[compact][1] += rollout.batch.mask.numel()  # mask [E, T]: copies x step calls
+    return {
+        c: (steps / seconds, steps / copy_steps)
+        for c, (steps, copy_steps, seconds) in totals.items()
+    }
 
 
 def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 20) -> dict:
@@ -213,15 +247,8 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
     torch_before = timed(lambda: macf.learner.update(batch, episodes_seen=0), updates)
     raw = raw_smax_rate("3m", copies, calls)
     adapter = adapter_smax_rate("3m", copies, calls)
-    overrides = ["env=smax_3m", f"num_envs={copies}", f"threads={threads}", "progress=false"]
-    smax = build_experiment(compose_config(overrides))
-    smax.runner.collect(epsilon=0.5)  # compiles
-    start, steps, copy_steps = time.perf_counter(), 0, 0
-    while steps < calls * copies // 4:
-        rollout = smax.runner.collect(epsilon=0.5)
-        steps += rollout.steps
-        copy_steps += rollout.batch.mask.numel()  # mask [E, T]: copies x step calls
-    collect = steps / (time.perf_counter() - start)
+    rates = runner_smax_rates(copies, threads, calls)
+    (collect, useful), (whole, _) = rates[True], rates[False]
     torch_after = timed(lambda: macf.learner.update(batch, episodes_seen=0), updates)
     return {
         "smax_raw_env_steps_per_s": round(raw, 1),
@@ -229,7 +256,9 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
         "smax_collect_env_steps_per_s": round(collect, 1),
         "smax_raw_over_adapter": round(raw / adapter, 3),
         "smax_raw_over_collect": round(raw / collect, 3),
-        "smax_collect_useful_share": round(steps / copy_steps, 3),
+        "smax_collect_useful_share": round(useful, 3),
+        "smax_collect_whole_env_steps_per_s": round(whole, 1),
+        "smax_compact_over_whole": round(collect / whole, 3),
         "smax_copies": copies,
         "torch_updates_per_s_before_jax": round(torch_before, 2),
         "torch_updates_per_s_after_jax": round(torch_after, 2),

@@ -49,9 +49,9 @@ def load_args(label: str) -> dict:
     return yaml.safe_load((CONFIGS / f"{label}.yaml").read_text())["env"]["args"]
 
 
-def make(seed: int = 0, **overrides) -> envs.BatchedEnv:
+def make(seed: int = 0, num_envs: int = E, **overrides) -> envs.BatchedEnv:
     return envs.make_batched_env(
-        "smax", num_envs=E, seed=seed, **{**load_args("smax_3m"), **overrides}
+        "smax", num_envs=num_envs, seed=seed, **{**load_args("smax_3m"), **overrides}
     )
 
 
@@ -249,6 +249,43 @@ def test_same_seed_same_trajectory_and_rng_state_resumes(jaxmarl):
     env.set_rng_state(saved)
     for a, b in zip(trajectory(env), expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_block_rows_runs_the_running_copies_padded_to_a_power_of_two():
+    from envs.smax import block_rows
+
+    running = np.zeros(64, bool)
+    running[[3, 40, 41]] = True
+    rows = block_rows(running)  # 3 running -> the smallest block, 16 rows
+    assert rows.dtype == np.int32 and rows.shape == (16,)
+    assert rows[:3].tolist() == [3, 40, 41] and len(set(rows.tolist())) == 16
+    assert not running[rows[3:]].any()
+    running[:20] = True  # 23 running -> 32 rows
+    assert block_rows(running).shape == (32,)
+    running[:40] = True  # 41 running -> every copy
+    assert block_rows(running) is None
+    assert block_rows(np.ones(8, bool)) is None and block_rows(np.zeros(8, bool)) is None
+    assert block_rows(np.zeros(64, bool), min_rows=4).shape == (4,)
+
+
+def test_compacted_steps_give_the_same_trajectories(jaxmarl):
+    """32 copies: once 16 or fewer run, only a block of 16 rows steps; every observation, state,
+    mask, reward, end and metric equals stepping all 32 (same seeds, same actions)."""
+    results = {}
+    for compact in (True, False):
+        env = make(seed=21, compact=compact, num_envs=32)
+        first, steps = rollout(env, policy_seed=3)
+        ended = np.cumsum([step.terminated | step.truncated for _, step in steps], axis=0)
+        assert (ended.sum(axis=1) >= 16).sum() >= 2  # several steps ran a block of 16 rows
+        arrays = [first.obs, first.state]
+        for actions, step in steps:
+            arrays += [actions, step.reward, step.terminated, step.truncated]
+            arrays += [step.next_obs.obs, step.next_obs.state, step.next_obs.avail_actions]
+            arrays += [step.next_obs.agent_features]
+        results[compact] = arrays + list(env.episode_metrics().values())
+    assert len(results[True]) == len(results[False])
+    for compacted, whole in zip(results[True], results[False], strict=True):
+        np.testing.assert_array_equal(compacted, whole)
 
 
 def test_unknown_map_and_attack_mode_list_the_choices(jaxmarl):
