@@ -67,7 +67,7 @@ JAX_ENVIRONMENT = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # no up-front GPU 
 METRIC_NAMES = ("win_rate", "allies_dead", "enemies_killed")
 ATTACK_MODES = ("closest", "random")  # targets of the heuristic enemies, JaxMARL's choices
 TIME_LIMITS = ("truncation", "termination")  # what reaching episode_limit is (module docstring)
-# Smallest block of rows a compacted step runs: below ~16 rows a vmapped 3m step costs about
+# Smallest block of rows a compacted step runs: below ~16 rows a vmapped 3m step cost about
 # the same whatever its size (0.9 ms for 8 or 16 copies, 1.4 ms for 32, 2.5 ms for 64).
 MIN_ROWS = 16
 
