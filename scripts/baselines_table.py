@@ -15,6 +15,14 @@ win rate, and the risk event is allies lost. Cells show the interquartile mean o
 beats a run of the row on each higher-is-better score (riskq/aggregate.py). Writes
 ``baselines_<env>.md`` (also printed) and ``baselines_<env>_iqm.png/.svg`` (intervals) under
 ``--out`` (``baselines_<env>_eval.md`` and ``baselines_<env>_eval_iqm.*`` with ``--scores eval``).
+
+Run directories are not kept in git, so the table also writes ``baselines_<env>_runs.json``:
+one record per run (its directory, env, algo, risk, seed and every ``eval/`` score). Commit it
+beside the table; ``--runs`` reads such files back, so a later sweep adds rows and seeds to a
+table without re-running the runs behind it::
+
+    python scripts/baselines_table.py results/sweeps/new_seeds --runs \
+        results/baselines/macf/baselines_macf_runs.json --out results/baselines/macf
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ RISK_EVENTS = {
 ALGO_ORDER = ("riskq", "dmix", "ddn", "iqr", "risk_mix", "vdn", "qmix")  # table row order
 
 Group = tuple[str, str, str]  # (env label, algo name, risk label)
+RUNS_SUFFIX = "_runs.json"  # baselines_<env><source suffix>_runs.json: the table's run records
 
 
 @dataclass(frozen=True)
@@ -75,16 +84,33 @@ SCORE_SOURCES = {
 }
 
 
-def load_groups(
+def run_record(run_dir: Path, config: dict, scores: dict) -> dict:
+    """What the table keeps of one run: where it ran, its (env, algo, risk, seed) and every
+    numeric ``eval/`` score of its scores' file."""
+    risk = config["risk"]
+    return {
+        "run": str(run_dir),
+        "env": config["env"]["label"],
+        "algo": config["algo"]["name"],
+        "risk": risk_label(str(risk["name"]), risk_level(risk)),
+        "seed": int(config["seed"]),
+        "scores": {
+            key: float(value)
+            for key, value in scores.items()
+            if key.startswith("eval/") and isinstance(value, int | float)
+        },
+    }
+
+
+def load_records(
     sweep_dir: Path, source: str = "final"
-) -> tuple[dict[Group, list[dict]], list[tuple[Path, str]]]:
-    """Scores of every complete run under ``sweep_dir`` by (env, algo, risk), read from the
+) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """Run records (``run_record``) of every complete run under ``sweep_dir``, read from the
     file of ``SCORE_SOURCES[source]``, and the (run dir, status) of the incomplete ones. A run
     directory holds config.yaml and tb/ (as for riskq-plot and sweep_table.py; Hydra's
     .hydra/config.yaml is not one). A complete run without its scores' file raises
     FileNotFoundError."""
-    groups: dict[Group, list[dict]] = defaultdict(list)
-    incomplete = []
+    records, incomplete = [], []
     for config_path in sorted(sweep_dir.rglob("config.yaml")):
         run_dir = config_path.parent
         if not (run_dir / "tb").is_dir():
@@ -93,17 +119,49 @@ def load_groups(
             incomplete.append((run_dir, status))
             continue
         config = yaml.safe_load(config_path.read_text())
-        risk = config["risk"]
-        label = risk_label(str(risk["name"]), risk_level(risk))
         path = SCORE_SOURCES[source].file(run_dir, config)
         if not path.is_file():
             raise FileNotFoundError(
                 f"--scores {source}: {path} not found (run riskq-eval {run_dir} first)"
             )
-        groups[(config["env"]["label"], config["algo"]["name"], label)].append(
-            json.loads(path.read_text())
-        )
-    return dict(groups), incomplete
+        records.append(run_record(run_dir, config, json.loads(path.read_text())))
+    return records, incomplete
+
+
+def run_key(record: dict) -> tuple[str, str, str, int]:
+    return record["env"], record["algo"], record["risk"], record["seed"]
+
+
+def merge_records(fresh: list[dict], kept: list[dict]) -> tuple[list[dict], list[dict]]:
+    """``fresh`` records (this call's sweeps) and those of ``kept`` (``--runs`` files) that
+    no fresh record replaces (same env, algo, risk and seed), and the replaced ones."""
+    fresh_keys = {run_key(record) for record in fresh}
+    replaced = [record for record in kept if run_key(record) in fresh_keys]
+    merged = fresh + [record for record in kept if run_key(record) not in fresh_keys]
+    return sorted(merged, key=lambda record: (*run_key(record), record["run"])), replaced
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a ``--runs`` file; one that is not such a file raises ValueError."""
+    try:
+        records = json.loads(path.read_text())
+        if not isinstance(records, list):
+            raise TypeError
+        for record in records:
+            run_key(record), dict(record["scores"])
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ValueError(
+            f"--runs {path}: not a run-records file written by this script ({error!r})"
+        ) from None
+    return records
+
+
+def groups_of(records: list[dict]) -> dict[Group, list[dict]]:
+    """Scores of each run by (env, algo, risk), in record order."""
+    groups: dict[Group, list[dict]] = defaultdict(list)
+    for record in records:
+        groups[(record["env"], record["algo"], record["risk"])].append(record["scores"])
+    return dict(groups)
 
 
 def env_family(env: str) -> str:
@@ -237,8 +295,17 @@ def plot_intervals(
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="written by scripts/baselines.py")
-    parser.add_argument("--out", type=Path, help="output directory (default: <sweep_dir>)")
+    parser.add_argument(
+        "sweep_dirs", type=Path, nargs="*", help="written by scripts/baselines.py (one or more)"
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        action="append",
+        default=[],
+        help="run records of an earlier table (baselines_<env>_runs.json); repeatable",
+    )
+    parser.add_argument("--out", type=Path, help="output directory (default: the first sweep dir)")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument(
         "--scores",
@@ -251,18 +318,34 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if not args.sweep_dirs and not args.runs:
+        print("baselines_table: error: give a sweep dir or --runs FILE", file=sys.stderr)
+        return 2
+    fresh, incomplete, kept = [], [], []
     try:
-        groups, incomplete = load_groups(args.sweep_dir, args.scores)
-    except FileNotFoundError as error:
+        for sweep_dir in args.sweep_dirs:
+            records, left_out = load_records(sweep_dir, args.scores)
+            fresh, incomplete = fresh + records, incomplete + left_out
+        for path in args.runs:
+            kept += read_records(path)
+    except (FileNotFoundError, ValueError) as error:
         print(f"baselines_table: error: {error}", file=sys.stderr)
         return 1
     if incomplete:
         print(f"baselines_table: warning: {incomplete_note(incomplete, where='the table')}",
               file=sys.stderr)  # fmt: skip
+    records, replaced = merge_records(fresh, kept)
+    if replaced:
+        runs = ", ".join(record["run"] for record in replaced)
+        print(f"baselines_table: warning: runs of the sweep replace --runs records: {runs}",
+              file=sys.stderr)  # fmt: skip
+    groups = groups_of(records)
     if not groups:
-        print(f"baselines_table: error: no complete run under {args.sweep_dir}", file=sys.stderr)
+        where = ", ".join(map(str, args.sweep_dirs + args.runs))
+        print(f"baselines_table: error: no complete run under {where}", file=sys.stderr)
         return 1
-    out_dir = args.out or args.sweep_dir
+    out_dir = args.out or (args.sweep_dirs[0] if args.sweep_dirs else args.runs[0].parent)
+    suffix = SCORE_SOURCES[args.scores].suffix
     for env in sorted({env for env, _, _ in groups}):
         tables = {
             risk: block_table(groups, env=env, risk=risk, reps=args.reps)
@@ -270,10 +353,13 @@ def main(argv=None) -> int:
         }
         text = markdown(tables, env=env)
         out_dir.mkdir(parents=True, exist_ok=True)
-        table_path = out_dir / f"baselines_{env}{SCORE_SOURCES[args.scores].suffix}.md"
+        table_path = out_dir / f"baselines_{env}{suffix}.md"
         table_path.write_text(text)
+        runs_path = out_dir / f"baselines_{env}{suffix}{RUNS_SUFFIX}"
+        env_records = [record for record in records if record["env"] == env]
+        runs_path.write_text(json.dumps(env_records, indent=1) + "\n")
         paths = plot_intervals(tables, env=env, out_dir=out_dir, source=args.scores)
-        print(f"{env}: {table_path}, {', '.join(map(str, paths))}\n\n{text}")
+        print(f"{env}: {table_path}, {runs_path}, {', '.join(map(str, paths))}\n\n{text}")
     return 0
 
 

@@ -60,21 +60,29 @@ def test_risks_option_rejects_an_unknown_measure():
 
 
 def write_run(
-    root: Path, name: str, *, algo: str, risk: str, summary: dict, env: tuple = ("macn", "macn")
-) -> None:
+    root: Path,
+    name: str,
+    *,
+    algo: str,
+    risk: str,
+    summary: dict,
+    env: tuple = ("macn", "macn"),
+    seed: int = 0,
+) -> Path:
     run_dir = root / name
     run_dir.mkdir(parents=True)
     config = {
         "algo": {"name": algo},
         "env": {"name": env[0], "label": env[1]},
         "risk": {"name": risk, "param": LEVELS[risk], "alpha": None, "eta": None},
-        "seed": 0,
+        "seed": seed,
     }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     (run_dir / "summary.json").write_text(json.dumps(summary))
     (run_dir / "tb").mkdir()
     (run_dir / ".hydra").mkdir()  # Hydra's copy of the config is not a run
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    return run_dir
 
 
 def summary(ret: float, cvar: float, falls: float) -> dict:
@@ -87,11 +95,11 @@ def fake_sweep(tmp_path) -> Path:
     root = tmp_path / "sweep"
     for seed, ret in enumerate([4.0, 1.0, 3.0, 2.0]):
         write_run(root / "distributional", f"riskq_w{seed}", algo="riskq", risk="wang",
-                  summary=summary(ret, -1.0, 0.1))  # fmt: skip
+                  summary=summary(ret, -1.0, 0.1), seed=seed)  # fmt: skip
         write_run(root / "distributional", f"dmix_w{seed}", algo="dmix", risk="wang",
-                  summary=summary(0.0, -5.0 + seed, 0.5))  # fmt: skip
+                  summary=summary(0.0, -5.0 + seed, 0.5), seed=seed)  # fmt: skip
         write_run(root / "expected_value", f"vdn_{seed}", algo="vdn", risk="neutral",
-                  summary=summary(ret, -8.0, 0.4 + 0.1 * seed))  # fmt: skip
+                  summary=summary(ret, -8.0, 0.4 + 0.1 * seed), seed=seed)  # fmt: skip
     write_run(root / "distributional", "dmix_w9", algo="dmix", risk="wang",
               summary={**summary(99.0, 99.0, 0.0), "status": "running"})  # fmt: skip
     return root
@@ -190,3 +198,50 @@ def test_eval_scores_come_from_each_runs_riskq_eval_file(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "vdn_2/eval_neutral.json not found" in err
     assert "riskq-eval" in err
+
+
+def test_run_records_rebuild_the_table_and_take_new_seeds(fake_sweep, tmp_path, capsys):
+    """The table's run records (baselines_<env>_runs.json) alone give the same table; a later
+    sweep adds its seeds to them, and its run replaces a record of the same seed."""
+    out = tmp_path / "out"
+    assert baselines_table.main([str(fake_sweep), "--out", str(out), "--reps", "200"]) == 0
+    runs = out / "baselines_macn_runs.json"
+    records = json.loads(runs.read_text())
+    assert len(records) == 12  # 4 seeds x (riskq, dmix, vdn); the running run is left out
+    riskq = [r for r in records if r["algo"] == "riskq"]
+    assert [r["risk"] for r in riskq] == ["wang(0.75)"] * 4
+    assert sorted(r["scores"]["eval/return_mean"] for r in riskq) == [1.0, 2.0, 3.0, 4.0]
+    table = (out / "baselines_macn.md").read_text()
+
+    again = tmp_path / "again"
+    assert baselines_table.main(["--runs", str(runs), "--out", str(again), "--reps", "200"]) == 0
+    assert (again / "baselines_macn.md").read_text() == table
+
+    later = tmp_path / "later"  # seed 4 is new; seed 0 is re-run with another return
+    for seed, ret in ((4, 5.0), (0, 9.0)):
+        write_run(later, f"riskq_w{seed}", algo="riskq", risk="wang",
+                  summary=summary(ret, -1.0, 0.1), seed=seed)  # fmt: skip
+    merged = tmp_path / "merged"
+    capsys.readouterr()
+    args = [str(later), "--runs", str(runs), "--out", str(merged), "--reps", "200"]
+    assert baselines_table.main(args) == 0
+    assert "replace --runs records: " in capsys.readouterr().err
+    rows = rows_of((merged / "baselines_macn.md").read_text())
+    assert rows[("riskq", "wang(0.75)")]["seeds"] == "5"
+    # returns 9 (seed 0 re-run; its record said 4), 1, 3, 2, 5: the IQM keeps 2, 3, 5
+    assert rows[("riskq", "wang(0.75)")]["return: IQM [95% CI]"].startswith("3.33 [")
+    assert rows[("dmix", "wang(0.75)")]["seeds"] == "4"
+
+
+@pytest.mark.parametrize("content", ["{}", '[{"env": "macn"}]', "not json"])
+def test_a_bad_runs_file_is_one_line_and_exit_1(tmp_path, capsys, content):
+    bad = tmp_path / "runs.json"
+    bad.write_text(content)
+    assert baselines_table.main(["--runs", str(bad), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--runs {bad}: not a run-records file" in err
+
+
+def test_no_sweep_and_no_runs_is_an_error(capsys):
+    assert baselines_table.main([]) == 2
+    assert "give a sweep dir or --runs FILE" in capsys.readouterr().err
