@@ -59,6 +59,9 @@ class BatchedEnv(abc.ABC):
     # exact_risk_values(risk_fn) -> [A_1, ..., A_n] and action_label(joint action) -> str, and
     # riskq.matrix_report adds the learned-vs-optimal check to summary.json.
     has_exact_optimum: bool = False
+    # True when the env defines reset_copies (new episodes in some copies while the others run
+    # on), which streaming collection (riskq.runner.StreamingRunner) needs.
+    resets_copies: bool = False
 
     def __init__(self, *, num_envs: int = 1, seed: int | None = None) -> None:
         if num_envs < 1:
@@ -119,6 +122,12 @@ class BatchedEnv(abc.ABC):
     @abc.abstractmethod
     def step(self, actions: np.ndarray) -> EnvStep:
         """Apply actions [E, N] (int) to every copy that is still running."""
+
+    def reset_copies(self, copies: np.ndarray) -> EnvObs:
+        """Start a new episode in copies ``copies`` [E] bool only, seeded from the env's
+        generator; the others go on unchanged. Returns every copy's observation. Only envs
+        with ``resets_copies`` define it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot reset single copies")
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
         """Per-episode env metrics of the current episodes so far: name -> [E] float."""

@@ -30,7 +30,8 @@ copy; the trajectories are the same). Conventions:
   bootstraps from the last state) or, with ``time_limit="termination"``, ends the battle as a
   draw that SMAC scores as not won (no bootstrap: the return to go at the time limit is 0).
   JaxMARL's own auto-reset is not used: a copy that has ended is frozen (reward 0, no new
-  ends) until the next ``reset``, as ``BatchedEnv`` says.
+  ends) until the next ``reset``, as ``BatchedEnv`` says, or until ``reset_copies`` starts its
+  next episode while the other copies run on (streaming collection, ``collection=streaming``).
 * Metrics per episode: ``win_rate`` (1 if every enemy died and an ally lives), ``allies_dead``
   and ``enemies_killed`` (unit counts at the end).
 * Seeding: each ``reset`` draws one seed per copy from ``self.rng``; copy e then uses the JAX
@@ -133,9 +134,15 @@ class Dynamics(NamedTuple):
     """One SMAX scenario and its jitted, vmapped functions (shared by envs with one setting)."""
 
     env: Any  # jaxmarl HeuristicEnemySMAX
+    # every function returns the outputs of its copies packed in one float32 array [E or R, D]
+    # (one transfer to the host per call); layout gives the (shape, dtype) of each output
+    layout: tuple[tuple[tuple[int, ...], np.dtype], ...]
     reset: Any  # (seeds [E] uint32, episode_limit int32) -> (carry, outputs)
     step: Any  # (carry, actions [E, N] int32) -> (carry, outputs)
     step_rows: Any  # (carry, rows [R] int32, actions [R, N] int32) -> (carry, outputs of rows)
+    # (carry, rows [R] int32, seeds [R] uint32, fresh [R] bool, episode_limit int32)
+    #   -> (carry, outputs of rows): new episodes in the rows where fresh, the others unchanged
+    reset_rows: Any
 
 
 class StateNormaliser(NamedTuple):
@@ -258,8 +265,23 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         carry = strong((state, key, running_next, steps_left - running))
         return carry, (*_observe(env, state, normaliser), reward, terminated, truncated)
 
-    batched_reset = jax.vmap(reset_copy, in_axes=(0, None))
-    batched_step = jax.vmap(step_copy)
+    layout = tuple(
+        (tuple(out.shape), np.dtype(out.dtype))
+        for out in jax.eval_shape(reset_copy, jnp.uint32(0), jnp.int32(1))[1]
+    )
+
+    def packed(function):
+        """``function`` vmapped, its outputs [E, ...] packed into one float32 array [E, D]."""
+        batched = jax.vmap(function, in_axes=(0, None) if function is reset_copy else 0)
+
+        def call(*args):
+            carry, outputs = batched(*args)
+            flat = [out.reshape(out.shape[0], -1).astype(jnp.float32) for out in outputs]
+            return carry, jnp.concatenate(flat, axis=1)
+
+        return call
+
+    batched_reset, batched_step = packed(reset_copy), packed(step_copy)
 
     def step_rows(carry, rows, actions):
         """Step copies ``rows`` [R] (distinct) only; the other copies' carry is left as it is."""
@@ -267,12 +289,37 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         carry = jax.tree.map(lambda whole, new: whole.at[rows].set(new), carry, part)
         return carry, outputs
 
+    def reset_rows(carry, rows, seeds, fresh, episode_limit):
+        """New episodes in copies ``rows`` [R] (distinct) where ``fresh`` [R]; the rows that
+        pad the block keep their carry. Outputs are those of the new episodes."""
+        new, outputs = batched_reset(seeds, episode_limit)
+        old = jax.tree.map(lambda x: x[rows], carry)
+        pick = jax.tree.map(
+            lambda n, o: jnp.where(fresh.reshape(fresh.shape + (1,) * (n.ndim - 1)), n, o),
+            new,
+            old,
+        )
+        carry = jax.tree.map(lambda whole, part: whole.at[rows].set(part), carry, pick)
+        return carry, outputs
+
     return Dynamics(
         env=env,
+        layout=layout,
         reset=jax.jit(batched_reset),
         step=jax.jit(batched_step),
         step_rows=jax.jit(step_rows),
+        reset_rows=jax.jit(reset_rows),
     )
+
+
+def unpack(packed: np.ndarray, layout) -> list[np.ndarray]:
+    """Host array [R, D] of packed outputs -> one writable array [R, *shape] per output."""
+    sizes = [int(np.prod(shape)) for shape, _ in layout]
+    parts = np.split(packed, np.cumsum(sizes)[:-1], axis=1)
+    return [
+        part.reshape(packed.shape[0], *shape).astype(dtype)
+        for part, (shape, dtype) in zip(parts, layout, strict=True)
+    ]
 
 
 def block_rows(running: np.ndarray, *, min_rows: int = MIN_ROWS) -> np.ndarray | None:
@@ -291,6 +338,8 @@ def block_rows(running: np.ndarray, *, min_rows: int = MIN_ROWS) -> np.ndarray |
 
 class SmaxEnv(BatchedEnv):
     """E copies of one SMAX scenario against heuristic enemies; see the module docstring."""
+
+    resets_copies = True
 
     def __init__(
         self,
@@ -352,6 +401,26 @@ class SmaxEnv(BatchedEnv):
         self._done[:] = False
         return self._unpack(outputs)[0]
 
+    def reset_copies(self, copies: np.ndarray) -> EnvObs:
+        """New episodes in copies ``copies`` [E] bool, in a block of rows padded to a power
+        of two (``block_rows``) so that few block sizes compile."""
+        if self._carry is None:
+            raise RuntimeError(f"env '{NAME}': call reset() before reset_copies()")
+        import jax
+
+        copies = np.asarray(copies, bool)
+        seeds = np.asarray(self.copy_seeds(), dtype=np.uint32)  # [E], one per copy
+        rows = block_rows(copies)
+        rows = np.arange(self.num_envs, dtype=np.int32) if rows is None else rows  # [R]
+        limit = np.int32(self.info.episode_limit)
+        self._carry, outputs = self._dynamics.reset_rows(
+            self._carry, rows, seeds[rows], copies[rows], limit
+        )
+        fresh = rows[copies[rows]]  # the rows whose outputs are new
+        outputs = np.asarray(jax.device_get(outputs))[copies[rows]]  # [R', D]
+        self._done[fresh] = False
+        return self._unpack(outputs, fresh)[0]
+
     def step(self, actions: np.ndarray) -> EnvStep:
         if self._carry is None:
             raise RuntimeError(f"env '{NAME}': call reset() before step()")
@@ -376,7 +445,7 @@ class SmaxEnv(BatchedEnv):
         terminated [E], truncated [E]) in numpy."""
         import jax
 
-        host = [np.array(x) for x in jax.device_get(outputs)]  # writable copies
+        host = unpack(np.asarray(jax.device_get(outputs)), self._dynamics.layout)
         if rows is not None:
             observed = [last.copy() for last in self._last]
             ends = [np.zeros(self.num_envs, x.dtype) for x in host[OBSERVED_OUTPUTS:]]

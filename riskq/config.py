@@ -113,6 +113,9 @@ class TrainConfig:
     seed: int = 0
     t_max: int = 20_000  # env steps to train for
     num_envs: int = 8  # env copies collected in lock-step (episodes per collection)
+    # lockstep: one episode per copy per collection; streaming: a copy restarts as soon as its
+    # episode ends (riskq.runner.RUNNERS; envs with reset_copies, e.g. smax)
+    collection: str = "lockstep"
     eval_interval: int = 2_000  # env steps between greedy evaluations
     eval_episodes: int = 64
     log_interval: int = 1_000  # env steps between training-scalar logs

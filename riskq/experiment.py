@@ -21,7 +21,7 @@ from riskq.learner import Learner
 from riskq.mixers import MIXERS, make_mixer
 from riskq.networks import RecurrentQuantileAgent, agent_input_dim
 from riskq.risk import RiskMeasure, empirical_risk, make_risk_measure
-from riskq.runner import Rollout, Runner
+from riskq.runner import RUNNERS, Rollout, Runner
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes use their own, fixed random stream
 RETURN_RISKS = (("cvar", 0.1), ("cvar", 0.2), ("var", 0.1), ("var", 0.2))
@@ -50,6 +50,10 @@ def validate(cfg: TrainConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
+    if cfg.collection not in RUNNERS:
+        raise ValueError(
+            f"collection: unknown '{cfg.collection}'; valid choices: {', '.join(RUNNERS)}"
+        )
     if cfg.algo.mixer not in MIXERS:
         raise ValueError(
             f"algo.mixer: unknown mixer '{cfg.algo.mixer}'; valid choices: {', '.join(MIXERS)}"
@@ -114,7 +118,7 @@ def build_experiment(cfg: TrainConfig, *, with_buffer: bool = True) -> Experimen
     learner = Learner(
         agent=agent, mixer=mixer, risk_fn=risk_fn, cfg=cfg.algo, n_actions=env.info.n_actions
     )
-    runner = Runner(
+    runner = RUNNERS[cfg.collection](
         env=env,
         agent=agent,
         risk_fn=risk_fn,

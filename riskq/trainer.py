@@ -121,19 +121,24 @@ class Clock:
         return rate
 
 
-def iteration(exp: Experiment, cfg: TrainConfig, counters: Counters) -> tuple[Rollout, dict, float]:
-    """Collect one episode per env copy, store them, and run the updates they pay for."""
+def iteration(
+    exp: Experiment, cfg: TrainConfig, counters: Counters, *, finish: bool = False
+) -> tuple[Rollout, dict, float]:
+    """Collect episodes (one per env copy; streaming: the next E that end, or with ``finish``
+    every one in flight), store them, and run the updates they pay for."""
     epsilon = linear_epsilon(
         counters.t_env,
         start=cfg.algo.epsilon_start,
         finish=cfg.algo.epsilon_finish,
         anneal_steps=cfg.algo.epsilon_anneal_steps,
     )
-    rollout = exp.runner.collect(epsilon=epsilon)
-    exp.buffer.add(rollout.batch)
+    rollout = exp.runner.collect(epsilon=epsilon, finish=finish)
+    episodes = len(rollout.returns)
+    if episodes:
+        exp.buffer.add(rollout.batch)
     counters.t_env += rollout.steps
-    counters.episodes += exp.env.num_envs
-    return rollout, run_updates(exp, cfg, counters, exp.env.num_envs), epsilon
+    counters.episodes += episodes
+    return rollout, run_updates(exp, cfg, counters, episodes), epsilon
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
@@ -175,6 +180,8 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | Non
                 logger.log(counters.t_env, latest)
             if counters.t_env >= counters.next_checkpoint:
                 counters.next_checkpoint += cfg.checkpoint_interval
+                if exp.runner.in_flight:  # a checkpoint holds no half-played episode
+                    iteration(exp, cfg, counters, finish=True)
                 save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
                 saved_step = counters.t_env
             logger.advance(counters.t_env, {"eval_return": latest.get("eval/return_mean", np.nan)})

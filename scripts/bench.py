@@ -38,6 +38,9 @@ With ``--smax`` (needs the smax extra), on SMAX 3m with 64 copies and random ava
 - smax_collect_whole_env_steps_per_s: the same Runner with ``env.args.compact=false`` (every copy
   stepped at every call), its collections interleaved with the compacting one's;
   smax_compact_over_whole: the speed-up of compacting.
+- smax_collect_streaming_env_steps_per_s: ``collection=streaming`` (riskq.runner.StreamingRunner:
+  a copy restarts as soon as its episode ends, no copy waits), interleaved with the two above;
+  smax_raw_over_streaming: its ratio to raw JaxMARL.
 - torch_updates_per_s_before_jax / _after_jax: MACF learner updates before JAX was imported and
   after it ran (envs/smax.py keeps XLA to one thread, so the two should match).
 """
@@ -208,30 +211,41 @@ def adapter_smax_rate(map_name: str, copies: int, calls: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def runner_smax_rates(copies: int, threads: int, calls: int) -> dict[bool, tuple[float, float]]:
-    """riskq's Runner (RiskQ agent, epsilon 0.5) on SMAX 3m with the adapter's ``compact`` on
-    and off (every copy stepped at every call), one collection of each in turn so that both see
-    the same machine: compact -> (env steps per second, counted steps over stepped copy-steps)."""
+SMAX_COLLECTIONS = {  # name -> overrides of riskq's collection on SMAX 3m, timed in turn
+    "compact": [],  # the env configs' setting: lock-step, blocks of rows once half have ended
+    "whole": ["env.args.compact=false"],  # lock-step, every copy stepped at every call
+    "streaming": ["collection=streaming"],  # a copy restarts as soon as its episode ends
+}
+
+
+def runner_smax_rates(copies: int, threads: int, calls: int) -> dict[str, tuple[float, float]]:
+    """riskq's runners (RiskQ agent, epsilon 0.5) on SMAX 3m in each of SMAX_COLLECTIONS, one
+    collection of each in turn so that all see the same machine: name -> (env steps per
+    second, counted steps over stepped copy-steps; 1 for streaming, whose copies never wait)."""
+    from envs.smax import MIN_ROWS
+
     overrides = ["env=smax_3m", f"num_envs={copies}", f"threads={threads}", "progress=false"]
     runners = {
-        compact: build_experiment(
-            compose_config([*overrides, f"env.args.compact={compact}"])
-        ).runner
-        for compact in (True, False)
+        name: build_experiment(compose_config([*overrides, *extra])).runner
+        for name, extra in SMAX_COLLECTIONS.items()
     }
-    totals = {compact: [0, 0, 0.0] for compact in runners}  # steps, copy-steps, seconds
-    for runner in runners.values():
-        runner.collect(epsilon=0.5)  # compiles the full step and every block of rows
-    while totals[True][0] < calls * copies // 4:
-        for compact, runner in runners.items():
+    totals = {name: [0, 0, 0.0] for name in runners}  # steps, copy-steps, seconds
+    for runner in runners.values():  # compiles the full step, every block of rows and reset
+        runner.collect(epsilon=0.5)
+        for rows in (MIN_ROWS, copies // 2, copies):  # streaming's blocks of new episodes
+            runner.env.reset_copies(np.arange(copies) < rows)
+        runner.collect(epsilon=0.5, seed=0)
+    while totals["compact"][0] < calls * copies // 4:
+        for name, runner in runners.items():
             start = time.perf_counter()
             rollout = runner.collect(epsilon=0.5)
-            totals[compact][2] += time.perf_counter() - start
-            totals[compact][0] += rollout.steps
-            totals[compact][1] += rollout.batch.mask.numel()  # mask [E, T]: copies x step calls
+            totals[name][2] += time.perf_counter() - start
+            totals[name][0] += rollout.steps
+            # lock-step: mask [E, T] is copies x step calls; streaming: every copy-step counts
+            totals[name][1] += rollout.batch.mask.numel() if name != "streaming" else rollout.steps
     return {
-        c: (steps / seconds, steps / copy_steps)
-        for c, (steps, copy_steps, seconds) in totals.items()
+        name: (steps / seconds, steps / copy_steps)
+        for name, (steps, copy_steps, seconds) in totals.items()
     }
 
 
@@ -248,7 +262,8 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
     raw = raw_smax_rate("3m", copies, calls)
     adapter = adapter_smax_rate("3m", copies, calls)
     rates = runner_smax_rates(copies, threads, calls)
-    (collect, useful), (whole, _) = rates[True], rates[False]
+    (collect, useful), (whole, _) = rates["compact"], rates["whole"]
+    streaming = rates["streaming"][0]
     torch_after = timed(lambda: macf.learner.update(batch, episodes_seen=0), updates)
     return {
         "smax_raw_env_steps_per_s": round(raw, 1),
@@ -259,6 +274,8 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
         "smax_collect_useful_share": round(useful, 3),
         "smax_collect_whole_env_steps_per_s": round(whole, 1),
         "smax_compact_over_whole": round(collect / whole, 3),
+        "smax_collect_streaming_env_steps_per_s": round(streaming, 1),
+        "smax_raw_over_streaming": round(raw / streaming, 3),
         "smax_copies": copies,
         "torch_updates_per_s_before_jax": round(torch_before, 2),
         "torch_updates_per_s_after_jax": round(torch_after, 2),

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from envs import make_batched_env
+from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
 from riskq.buffer import ReplayBuffer
 from riskq.risk import make_risk_measure
-from riskq.runner import Runner, epsilon_greedy, linear_epsilon
+from riskq.runner import Runner, StreamingRunner, epsilon_greedy, linear_epsilon
 
 LADDER = {
     "n_agents": 2,
@@ -112,3 +113,78 @@ def test_buffer_state_dict_round_trip():
     for name, value in a.tensors().items():
         assert torch.equal(value, b.tensors()[name]), name
     assert a.max_steps == int(buffer.lengths[:3].max())
+
+
+class Countdown(BatchedEnv):
+    """Each copy's episode lasts L steps, L drawn from 1..5 at its start; it observes the steps
+    left (L, L-1, ..., 0), earns reward 1 per step and terminates at 0. ``started`` lists every
+    L in the order the episodes began."""
+
+    resets_copies = True
+
+    def __init__(self, num_envs: int, seed: int) -> None:
+        super().__init__(num_envs=num_envs, seed=seed)
+        self.info = EnvInfo(2, 3, 1, 1, 0, episode_limit=5)
+        self.left = np.zeros(num_envs, np.int64)
+        self.started: list[int] = []
+
+    def _obs(self) -> EnvObs:
+        left = self.left.astype(np.float32)
+        obs = np.repeat(left[:, None, None], 2, axis=1)  # [E, N, 1]
+        return EnvObs(
+            obs=obs, state=left[:, None], avail_actions=np.ones((self.num_envs, 2, 3), bool)
+        )
+
+    def reset_copies(self, copies):
+        lengths = self.rng.integers(1, 6, size=self.num_envs)
+        self.left[copies] = lengths[copies]
+        self.started += lengths[copies].tolist()
+        return self._obs()
+
+    def reset(self, seed=None):
+        self.reseed(seed)
+        return self.reset_copies(np.ones(self.num_envs, bool))
+
+    def step(self, actions):
+        running = self.left > 0
+        self.left = np.maximum(self.left - 1, 0)
+        ended = running & (self.left == 0)
+        return EnvStep(self._obs(), running.astype(np.float32), ended, np.zeros_like(ended))
+
+
+def streaming_runner(env: BatchedEnv) -> StreamingRunner:
+    return StreamingRunner(
+        env=env,
+        agent=FixedQuantileAgent(torch.zeros(3, 4), 2),
+        risk_fn=make_risk_measure("neutral", None),
+        rng=np.random.default_rng(0),
+        device=torch.device("cpu"),
+    )
+
+
+def test_streaming_runner_returns_whole_episodes_and_carries_the_rest_over():
+    env = Countdown(num_envs=4, seed=3)
+    runner = streaming_runner(env)
+    returned = []
+    for call in range(5):
+        rollout = runner.collect(epsilon=0.5, finish=call == 4)
+        assert len(rollout.returns) >= 4 or call == 4  # at least E per call, bar the last
+        batch = rollout.batch
+        for i, length in enumerate(rollout.lengths.tolist()):
+            left = batch.obs[i, : length + 1, 0, 0].tolist()
+            assert left == list(range(length, -1, -1))  # L, L-1, ..., 0: one whole episode
+            assert batch.mask[i].tolist() == [True] * length + [False] * (batch.max_steps - length)
+            assert batch.terminated[i].nonzero().flatten().tolist() == [length - 1]
+            assert rollout.returns[i] == length
+        assert rollout.steps == sum(rollout.lengths.tolist())
+        returned += rollout.lengths.tolist()
+    assert not runner.in_flight
+    assert sorted(returned) == sorted(env.started) and len(returned) > 20  # nothing lost
+
+
+def test_streaming_needs_an_env_that_restarts_single_copies():
+    env = make_batched_env("matrix", num_envs=2, seed=0, **LADDER)
+    with pytest.raises(
+        ValueError, match=r"cannot restart single copies .* valid choices for it: lockstep"
+    ):
+        streaming_runner(env)

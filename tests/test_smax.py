@@ -372,3 +372,71 @@ def test_missing_extra_is_one_line_naming_it(tmp_path):
         "riskq-train: error: env 'smax' map '3m' needs the optional package 'jaxmarl' "
         "(module 'jaxmarl' is missing): pip install -e '.[smax]'"
     ]
+
+
+def test_reset_copies_restarts_those_copies_as_a_fresh_reset_would(jaxmarl):
+    """Copies 0 and 2 restart mid-episode: they then equal the same copies of an env reset
+    with the same generator state; copies 1 and 3 go on exactly as if nothing happened."""
+    rng = np.random.default_rng(1)
+    restarted, untouched = make(seed=7), make(seed=7)
+    obs, _ = restarted.reset(), untouched.reset()
+    for _ in range(3):
+        actions = random_actions(obs.avail_actions, rng)
+        obs = restarted.step(actions).next_obs
+        same_obs = untouched.step(actions).next_obs
+    fresh = make(seed=0)
+    fresh.set_rng_state(restarted.rng_state())
+    copies = np.array([True, False, True, False])
+    obs, fresh_obs = restarted.reset_copies(copies), fresh.reset()
+    assert obs.state[1].tolist() != fresh_obs.state[1].tolist()
+    for _ in range(5):
+        for name in ("obs", "state", "avail_actions", "agent_features"):
+            ours, theirs = getattr(obs, name), getattr(fresh_obs, name)
+            np.testing.assert_array_equal(ours[copies], theirs[copies])
+            np.testing.assert_array_equal(ours[~copies], getattr(same_obs, name)[~copies])
+        actions = random_actions(obs.avail_actions, rng)  # copies 0, 2 as fresh; 1, 3 as same
+        fresh_actions = random_actions(fresh_obs.avail_actions, rng)
+        fresh_actions[copies] = actions[copies]
+        same_actions = random_actions(same_obs.avail_actions, rng)
+        same_actions[~copies] = actions[~copies]
+        step = restarted.step(actions)
+        fresh_step, same_step = fresh.step(fresh_actions), untouched.step(same_actions)
+        np.testing.assert_array_equal(step.reward[copies], fresh_step.reward[copies])
+        np.testing.assert_array_equal(step.reward[~copies], same_step.reward[~copies])
+        obs, fresh_obs, same_obs = step.next_obs, fresh_step.next_obs, same_step.next_obs
+
+
+def test_streaming_collection_resumes_exactly_from_a_checkpoint(jaxmarl, tmp_path):
+    """collection=streaming: the run stopped at a checkpoint (t_max = checkpoint_interval) and
+    resumed to 400 steps ends as the uninterrupted run does (episodes in flight are played out
+    before every checkpoint)."""
+    base = [
+        "env=smax_3m",
+        "collection=streaming",
+        "t_max=400",
+        f"num_envs={E}",
+        f"eval_episodes={E}",
+        "eval_interval=200",
+        "checkpoint_interval=200",
+        "algo.batch_size=4",
+        "algo.buffer_size=64",
+        "algo.agent.n_quantiles=8",
+        "progress=false",
+        "seed=2",
+    ]
+    cfg = compose_config(base)
+    full = train(cfg, tmp_path / "full", build_experiment(cfg))
+    half_cfg = compose_config([*base, "t_max=200"])
+    train(half_cfg, tmp_path / "half", build_experiment(half_cfg))
+    resumed_cfg = compose_config([*base, f"resume={tmp_path / 'half'}"])
+    resumed = train(resumed_cfg, tmp_path / "half", build_experiment(resumed_cfg))
+    assert resumed == full and full["t_env"] >= 400
+    lines = {
+        run: [
+            json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        ]
+        for run in ("full", "half")
+    }
+    for record in lines["full"] + lines["half"]:
+        record.pop("train/env_steps_per_s", None)
+    assert lines["half"] == lines["full"]
