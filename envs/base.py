@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,6 +47,15 @@ class EnvStep:
     reward: np.ndarray  # [E] float32, the team reward
     terminated: np.ndarray  # [E] bool, true terminal state: do not bootstrap
     truncated: np.ndarray  # [E] bool, time limit: bootstrap through it
+
+
+class StepRestart(NamedTuple):
+    """``BatchedEnv.step_restart``: a step, the metrics of the episodes it ended, and the
+    observation after the copies that ended started new episodes."""
+
+    step: EnvStep  # next_obs: the last observation of episodes that ended
+    metrics: dict[str, np.ndarray]  # name -> [E], read where a copy ended
+    obs: EnvObs  # every copy's observation, new episodes' first where a copy ended
 
 
 class BatchedEnv(abc.ABC):
@@ -128,6 +137,16 @@ class BatchedEnv(abc.ABC):
         generator; the others go on unchanged. Returns every copy's observation. Only envs
         with ``resets_copies`` define it."""
         raise NotImplementedError(f"{type(self).__name__} cannot reset single copies")
+
+    def step_restart(self, actions: np.ndarray) -> StepRestart:
+        """Step every copy (all running) and start a new episode in each one that ended
+        (envs with ``resets_copies``; streaming collection). This default is ``step`` then
+        ``reset_copies``; an env may do both in one call."""
+        step = self.step(actions)
+        metrics = self.episode_metrics()
+        ended = step.terminated | step.truncated  # [E]
+        obs = self.reset_copies(ended) if ended.any() else step.next_obs
+        return StepRestart(step, metrics, obs)
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
         """Per-episode env metrics of the current episodes so far: name -> [E] float."""

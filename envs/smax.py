@@ -58,7 +58,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
+from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep, StepRestart
 
 NAME = "smax"
 EXTRA = "smax"  # the optional dependency group in pyproject.toml
@@ -143,6 +143,9 @@ class Dynamics(NamedTuple):
     # (carry, rows [R] int32, seeds [R] uint32, fresh [R] bool, episode_limit int32)
     #   -> (carry, outputs of rows): new episodes in the rows where fresh, the others unchanged
     reset_rows: Any
+    # (carry, actions [E, N] int32, seeds [E] uint32, episode_limit int32) -> (carry, [E, 2D]):
+    #   every copy steps, and each one that ended starts a new episode (streaming collection)
+    step_restart: Any
 
 
 class StateNormaliser(NamedTuple):
@@ -270,18 +273,34 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         for out in jax.eval_shape(reset_copy, jnp.uint32(0), jnp.int32(1))[1]
     )
 
-    def packed(function):
-        """``function`` vmapped, its outputs [E, ...] packed into one float32 array [E, D]."""
-        batched = jax.vmap(function, in_axes=(0, None) if function is reset_copy else 0)
+    vmapped_reset = jax.vmap(reset_copy, in_axes=(0, None))
+    vmapped_step = jax.vmap(step_copy)
 
-        def call(*args):
-            carry, outputs = batched(*args)
-            flat = [out.reshape(out.shape[0], -1).astype(jnp.float32) for out in outputs]
-            return carry, jnp.concatenate(flat, axis=1)
+    def pack(outputs):
+        """Outputs [E, ...] of every copy -> one float32 array [E, D]."""
+        flat = [out.reshape(out.shape[0], -1).astype(jnp.float32) for out in outputs]
+        return jnp.concatenate(flat, axis=1)
 
-        return call
+    def batched_reset(seeds, episode_limit):
+        carry, outputs = vmapped_reset(seeds, episode_limit)
+        return carry, pack(outputs)
 
-    batched_reset, batched_step = packed(reset_copy), packed(step_copy)
+    def batched_step(carry, actions):
+        carry, outputs = vmapped_step(carry, actions)
+        return carry, pack(outputs)
+
+    def step_restart(carry, actions, seeds, episode_limit):
+        """Step every copy, then start a new episode (seeds [E]) in each copy that ended:
+        outputs [E, 2D], the step's then the new episodes' (read where a copy ended)."""
+        carry, outputs = vmapped_step(carry, actions)
+        ended = outputs[-2] | outputs[-1]  # terminated | truncated [E]
+        new, new_outputs = vmapped_reset(seeds, episode_limit)
+        carry = jax.tree.map(
+            lambda n, o: jnp.where(ended.reshape(ended.shape + (1,) * (n.ndim - 1)), n, o),
+            new,
+            carry,
+        )
+        return carry, jnp.concatenate([pack(outputs), pack(new_outputs)], axis=1)
 
     def step_rows(carry, rows, actions):
         """Step copies ``rows`` [R] (distinct) only; the other copies' carry is left as it is."""
@@ -309,6 +328,7 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         step=jax.jit(batched_step),
         step_rows=jax.jit(step_rows),
         reset_rows=jax.jit(reset_rows),
+        step_restart=jax.jit(step_restart),
     )
 
 
@@ -399,7 +419,7 @@ class SmaxEnv(BatchedEnv):
         limit = np.int32(self.info.episode_limit)
         self._carry, outputs = self._dynamics.reset(seeds, limit)
         self._done[:] = False
-        return self._unpack(outputs)[0]
+        return self._unpack(self._host(outputs))[0]
 
     def reset_copies(self, copies: np.ndarray) -> EnvObs:
         """New episodes in copies ``copies`` [E] bool, in a block of rows padded to a power
@@ -417,9 +437,32 @@ class SmaxEnv(BatchedEnv):
             self._carry, rows, seeds[rows], copies[rows], limit
         )
         fresh = rows[copies[rows]]  # the rows whose outputs are new
-        outputs = np.asarray(jax.device_get(outputs))[copies[rows]]  # [R', D]
+        host = unpack(np.asarray(jax.device_get(outputs))[copies[rows]], self._dynamics.layout)
         self._done[fresh] = False
-        return self._unpack(outputs, fresh)[0]
+        return self._unpack(host, fresh)[0]
+
+    def step_restart(self, actions: np.ndarray) -> StepRestart:
+        """``BatchedEnv.step_restart`` in one jitted call: every copy steps (all run) and the
+        ones that ended start new episodes, one seed per copy drawn from the env's generator
+        at every call."""
+        if self._carry is None or self._done.any():
+            raise RuntimeError(f"env '{NAME}': step_restart() needs every copy running")
+        import jax
+
+        actions = self.validated_actions(actions, avail=self._avail).astype(np.int32)  # [E, N]
+        seeds = np.asarray(self.copy_seeds(), dtype=np.uint32)  # [E]
+        limit = np.int32(self.info.episode_limit)
+        self._carry, outputs = self._dynamics.step_restart(self._carry, actions, seeds, limit)
+        stepped, started = np.split(np.asarray(jax.device_get(outputs)), 2, axis=1)  # [E, D]
+        step = self._ends(*self._unpack(unpack(stepped, self._dynamics.layout)))
+        metrics = self.episode_metrics()
+        ended = step.terminated | step.truncated  # [E]
+        obs = step.next_obs
+        if ended.any():
+            rows = np.flatnonzero(ended)
+            obs = self._unpack(unpack(started[rows], self._dynamics.layout), rows)[0]
+        self._done[:] = False
+        return StepRestart(step, metrics, obs)
 
     def step(self, actions: np.ndarray) -> EnvStep:
         if self._carry is None:
@@ -431,21 +474,28 @@ class SmaxEnv(BatchedEnv):
             self._carry, outputs = self._dynamics.step(self._carry, actions)
         else:
             self._carry, outputs = self._dynamics.step_rows(self._carry, rows, actions[rows])
-        next_obs, reward, terminated, truncated = self._unpack(outputs, rows)
+        step = self._ends(*self._unpack(self._host(outputs), rows))
+        self._done |= step.terminated | step.truncated
+        return step
+
+    def _host(self, outputs: Any) -> list[np.ndarray]:
+        """Packed device outputs [R, D] -> one numpy array [R, ...] per output."""
+        import jax
+
+        return unpack(np.asarray(jax.device_get(outputs)), self._dynamics.layout)
+
+    def _ends(self, next_obs, reward, terminated, truncated) -> EnvStep:
+        """The step with the time limit as ``time_limit`` says."""
         if self.time_limit == "termination":
             terminated, truncated = terminated | truncated, np.zeros_like(truncated)
-        self._done |= terminated | truncated
         return EnvStep(next_obs, reward, terminated, truncated)
 
     def _unpack(
-        self, outputs: Any, rows: np.ndarray | None = None
+        self, host: list[np.ndarray], rows: np.ndarray | None = None
     ) -> tuple[EnvObs, np.ndarray, np.ndarray, np.ndarray]:
-        """Device outputs of every copy, or of copies ``rows`` [R] only (the others are frozen:
-        their last observation again, reward 0, no new end) -> (EnvObs, reward [E],
-        terminated [E], truncated [E]) in numpy."""
-        import jax
-
-        host = unpack(np.asarray(jax.device_get(outputs)), self._dynamics.layout)
+        """Host outputs (``unpack``) of every copy, or of copies ``rows`` [R] only (the others
+        are frozen: their last observation again, reward 0, no new end) -> (EnvObs, reward [E],
+        terminated [E], truncated [E]); keeps the observed outputs of every copy."""
         if rows is not None:
             observed = [last.copy() for last in self._last]
             ends = [np.zeros(self.num_envs, x.dtype) for x in host[OBSERVED_OUTPUTS:]]

@@ -210,7 +210,7 @@ class Finished:
 class StreamingRunner(Runner):
     """Collects episodes without waiting for the slowest copy.
 
-    A copy whose episode ends starts its next one at once (``env.reset_copies``), and the
+    A copy whose episode ends starts its next one at once (``env.step_restart``), and the
     episodes still running carry over to the next call. Each call returns the episodes that
     ended in it, at least E of them; with ``finish=True`` no episode starts and every running
     one is played to its end, so that nothing is in flight (the trainer does this before a
@@ -246,12 +246,13 @@ class StreamingRunner(Runner):
             running=np.ones(env.num_envs, bool),
         )
 
-    def _restart(self, stream: Stream, ended: np.ndarray) -> None:
-        """New episodes in copies ``ended`` [E] bool."""
+    def _restarted(self, stream: Stream, ended: np.ndarray, env_obs: EnvObs) -> None:
+        """Copies ``ended`` [E] bool started new episodes, whose first observation is in
+        ``env_obs`` (every copy's latest)."""
         rows = np.flatnonzero(ended)
-        stream.env_obs = self.env.reset_copies(ended)
+        stream.env_obs = env_obs
         stream.record.clear(rows)
-        stream.record.observe_rows(rows, np.zeros(rows.size, np.int64), stream.env_obs)
+        stream.record.observe_rows(rows, np.zeros(rows.size, np.int64), env_obs)
         index = torch.from_numpy(ended).to(self.device)
         stream.hidden[index] = 0.0
         stream.last_onehot[index] = 0.0
@@ -279,7 +280,10 @@ class StreamingRunner(Runner):
             chosen = np.take_along_axis(values, actions[..., None], axis=-1)[..., 0]  # [E, N]
             psi_sum += float(chosen[running].sum())
             psi_count += rows.size * info.n_agents
-            step = env.step(actions)
+            if finish:  # no new episode: the copies that end wait
+                step, metrics, restarted = env.step(actions), None, None
+            else:
+                step, metrics, restarted = env.step_restart(actions)
             stream.record.record_rows(
                 rows,
                 steps,
@@ -297,7 +301,7 @@ class StreamingRunner(Runner):
             ended = running & (step.terminated | step.truncated)  # [E]
             stream.running &= ~ended
             if ended.any():
-                metrics = env.episode_metrics()
+                metrics = env.episode_metrics() if metrics is None else metrics
                 for row in np.flatnonzero(ended):
                     episode_steps = int(stream.steps[row])
                     finished.append(
@@ -307,8 +311,8 @@ class StreamingRunner(Runner):
                             metrics={name: float(v[row]) for name, v in metrics.items()},
                         )
                     )
-                if not finish:
-                    self._restart(stream, ended)
+                if restarted is not None:
+                    self._restarted(stream, ended, restarted)
         if finish:
             self.stream = None
         return self._rollout(finished, psi_sum / max(psi_count, 1))

@@ -26,9 +26,12 @@ Keys:
 - load_average: the 1-minute load average when the bench ends (other jobs skew every rate).
 
 With ``--smax`` (needs the smax extra), on SMAX 3m with 64 copies and random available actions:
-- smax_raw_env_steps_per_s: raw JaxMARL, ``jit(vmap(env.step))`` with its auto-reset.
+- smax_raw_env_steps_per_s: raw JaxMARL, ``jit(vmap(env.step))`` with its auto-reset, timed in
+  turn with riskq's runners below (after each round of collections, as many raw calls as the
+  lock-step collection made), so that the ratios compare one machine state: this VM's raw rate
+  moved between 13k and 28k steps/s from one minute to the next.
 - smax_adapter_env_steps_per_s: ``envs.smax.SmaxEnv`` (whole episodes in lock-step; steps of
-  copies that already ended are not counted).
+  copies that already ended are not counted), timed alone before the runners.
 - smax_collect_env_steps_per_s: riskq's Runner (RiskQ agent forward, epsilon 0.5) on the adapter.
 - smax_raw_over_adapter, smax_raw_over_collect: the ratios (target: at most 1.5).
 - smax_collect_useful_share: the Runner's counted steps over its copy-steps (copies x step
@@ -53,6 +56,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -156,9 +160,10 @@ def smax_random_actions(avail, rng):
     return np.where(avail, rng.random(avail.shape), -1.0).argmax(axis=-1)  # [E, N]
 
 
-def raw_smax_rate(map_name: str, copies: int, calls: int) -> float:
-    """Env steps per second of raw JaxMARL: ``jit(vmap(step))`` (its own auto-reset) of
-    ``copies`` copies, random available actions drawn on the host, outputs fetched each call."""
+def raw_smax_stepper(map_name: str, copies: int) -> Callable[[int], tuple[int, float]]:
+    """Raw JaxMARL, compiled: ``jit(vmap(step))`` (its own auto-reset) of ``copies`` copies,
+    random available actions drawn on the host, outputs fetched each call. Returns
+    ``run(calls) -> (env steps, seconds)``, to be timed in turn with riskq's runners."""
     import jax
 
     from envs.smax import import_jaxmarl
@@ -179,15 +184,25 @@ def raw_smax_rate(map_name: str, copies: int, calls: int) -> float:
     keys = jax.random.split(jax.random.PRNGKey(0), copies)
     _, state = jax.jit(jax.vmap(env.reset))(keys)
     masks = jax.vmap(env.get_avail_actions)(state)
-    avail = np.stack([np.asarray(masks[agent]) for agent in env.agents], axis=1) > 0
+    live = {
+        "state": state,
+        "avail": np.stack([np.asarray(masks[agent]) for agent in env.agents], axis=1) > 0,
+        "call": 0,
+    }
     rng = np.random.default_rng(0)
-    for call in range(calls + 2):
-        if call == 2:  # the first two calls compile (reset's state types differ from step's)
-            start = time.perf_counter()
-        keys = jax.random.split(jax.random.fold_in(keys[0], call), copies)
-        state, out = batched_step(keys, state, smax_random_actions(avail, rng).astype(np.int32))
-        avail = np.asarray(jax.device_get(out)[3]) > 0  # [E, N, A]
-    return calls * copies / (time.perf_counter() - start)
+
+    def run(calls: int) -> tuple[int, float]:
+        start = time.perf_counter()
+        for _ in range(calls):
+            live["call"] += 1
+            keys_now = jax.random.split(jax.random.fold_in(keys[0], live["call"]), copies)
+            actions = smax_random_actions(live["avail"], rng).astype(np.int32)
+            live["state"], out = batched_step(keys_now, live["state"], actions)
+            live["avail"] = np.asarray(jax.device_get(out)[3]) > 0  # [E, N, A]
+        return calls * copies, time.perf_counter() - start
+
+    run(2)  # the first two calls compile (reset's state types differ from step's)
+    return run
 
 
 def adapter_smax_rate(map_name: str, copies: int, calls: int) -> float:
@@ -219,9 +234,11 @@ SMAX_COLLECTIONS = {  # name -> overrides of riskq's collection on SMAX 3m, time
 
 
 def runner_smax_rates(copies: int, threads: int, calls: int) -> dict[str, tuple[float, float]]:
-    """riskq's runners (RiskQ agent, epsilon 0.5) on SMAX 3m in each of SMAX_COLLECTIONS, one
-    collection of each in turn so that all see the same machine: name -> (env steps per
-    second, counted steps over stepped copy-steps; 1 for streaming, whose copies never wait)."""
+    """riskq's runners (RiskQ agent, epsilon 0.5) on SMAX 3m in each of SMAX_COLLECTIONS and
+    raw JaxMARL stepping (``raw_smax_stepper``), one collection of each (and as many raw
+    calls as a lock-step collection makes) in turn so that all see the same machine: name ->
+    (env steps per second, counted steps over stepped copy-steps; 1 for streaming, whose
+    copies never wait, and raw)."""
     from envs.smax import MIN_ROWS
 
     overrides = ["env=smax_3m", f"num_envs={copies}", f"threads={threads}", "progress=false"]
@@ -235,6 +252,7 @@ def runner_smax_rates(copies: int, threads: int, calls: int) -> dict[str, tuple[
         for rows in (MIN_ROWS, copies // 2, copies):  # streaming's blocks of new episodes
             runner.env.reset_copies(np.arange(copies) < rows)
         runner.collect(epsilon=0.5, seed=0)
+    raw, totals["raw"] = raw_smax_stepper("3m", copies), [0, 0, 0.0]
     while totals["compact"][0] < calls * copies // 4:
         for name, runner in runners.items():
             start = time.perf_counter()
@@ -243,6 +261,10 @@ def runner_smax_rates(copies: int, threads: int, calls: int) -> dict[str, tuple[
             totals[name][0] += rollout.steps
             # lock-step: mask [E, T] is copies x step calls; streaming: every copy-step counts
             totals[name][1] += rollout.batch.mask.numel() if name != "streaming" else rollout.steps
+            if name == "compact":
+                lockstep_calls = rollout.batch.max_steps  # step calls of the collection
+        steps, seconds = raw(lockstep_calls)
+        totals["raw"] = [a + b for a, b in zip(totals["raw"], (steps, steps, seconds), strict=True)]
     return {
         name: (steps / seconds, steps / copy_steps)
         for name, (steps, copy_steps, seconds) in totals.items()
@@ -259,10 +281,9 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
     batch = macf.buffer.sample(macf.learner.cfg.batch_size, macf.sample_rng)
     jax_loaded_before = "jax" in sys.modules
     torch_before = timed(lambda: macf.learner.update(batch, episodes_seen=0), updates)
-    raw = raw_smax_rate("3m", copies, calls)
     adapter = adapter_smax_rate("3m", copies, calls)
     rates = runner_smax_rates(copies, threads, calls)
-    (collect, useful), (whole, _) = rates["compact"], rates["whole"]
+    (collect, useful), (whole, _), (raw, _) = rates["compact"], rates["whole"], rates["raw"]
     streaming = rates["streaming"][0]
     torch_after = timed(lambda: macf.learner.update(batch, episodes_seen=0), updates)
     return {

@@ -440,3 +440,36 @@ def test_streaming_collection_resumes_exactly_from_a_checkpoint(jaxmarl, tmp_pat
     for record in lines["full"] + lines["half"]:
         record.pop("train/env_steps_per_s", None)
     assert lines["half"] == lines["full"]
+
+
+def test_step_restart_starts_ended_copies_as_a_reset_with_that_calls_seeds(jaxmarl):
+    """The fused step_restart: copies that end start the episode a fresh env reset from the
+    same generator state starts (same first observation, same next steps), the others get the
+    step's observation, and the metrics are those of the episodes that ended."""
+    rng, env, fresh = np.random.default_rng(2), make(seed=5), make(seed=0)
+    obs = env.reset()
+    checked = 0
+    while checked < 2:
+        saved, actions = env.rng_state(), random_actions(obs.avail_actions, rng)
+        step, metrics, obs = env.step_restart(actions)
+        ended = step.terminated | step.truncated
+        np.testing.assert_array_equal(obs.state[~ended], step.next_obs.state[~ended])
+        if not ended.any():
+            continue
+        checked += 1
+        assert set(metrics["win_rate"][ended].tolist()) <= {0.0, 1.0}
+        fresh.set_rng_state(saved)
+        fresh_obs = fresh.reset()
+        for _ in range(3):  # the restarted copies go on as the fresh ones do
+            for name in ("obs", "state", "avail_actions", "agent_features"):
+                ours, theirs = getattr(obs, name), getattr(fresh_obs, name)
+                np.testing.assert_array_equal(ours[ended], theirs[ended])
+            actions = random_actions(obs.avail_actions, rng)
+            fresh_actions = random_actions(fresh_obs.avail_actions, rng)
+            fresh_actions[ended] = actions[ended]
+            fresh_step = fresh.step(fresh_actions)
+            step, _, obs = env.step_restart(actions)
+            np.testing.assert_array_equal(step.reward[ended], fresh_step.reward[ended])
+            fresh_obs = fresh_step.next_obs
+            if (step.terminated | step.truncated)[ended].any():
+                break
