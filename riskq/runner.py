@@ -213,8 +213,9 @@ class StreamingRunner(Runner):
     A copy whose episode ends starts its next one at once (``env.step_restart``), and the
     episodes still running carry over to the next call. Each call returns the episodes that
     ended in it, at least E of them; with ``finish=True`` no episode starts and every running
-    one is played to its end, so that nothing is in flight (the trainer does this before a
-    checkpoint, which keeps resume exact). Evaluation keeps the lock-step ``Runner``.
+    one is played to its end, so that nothing is in flight (the trainer does this before each
+    checkpoint during training, which keeps resume exact; the episodes still running when the
+    budget is spent are dropped). Evaluation keeps the lock-step ``Runner``.
     """
 
     def __init__(self, **kwargs) -> None:
