@@ -10,9 +10,10 @@ quantiles, the numbers its greedy choice is made from. This is how the README's 
 stalled runs were made (cars that hover short of the target on MACF, agents that wait at the
 left end of the grid on MACN). With ``--mixing``, per printed step the mixer's local weight of
 each agent (``slope``: d mean(theta_jt) / d (a shift of agent i's chosen-action quantiles),
-kappa_i(s) for RiskQ, the local monotone slope for QMIX and DMIX) and its output for agents
-that value 0 (``intercept``: c(s) for RiskQ), in the learner's units (rewards times
-``algo.reward_scale``); independent learners have no mixer.
+kappa_i(s) for RiskQ, the local monotone slope for QMIX and DMIX), its output for agents
+that value 0 (``intercept``: c(s) for RiskQ) and its output (``joint``, the mean of the joint
+quantiles), in the learner's units (rewards times ``algo.reward_scale``); independent
+learners have no mixer.
 Shapes: T steps, N agents, A actions, K quantiles, S state.
 """
 
@@ -48,9 +49,10 @@ def action_values(exp, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return exp.risk_fn(quantiles)[0], quantiles.mean(-1)[0]
 
 
-def mixing(exp, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """slope [T, N] and intercept [T] of the mixer along episode 0's chosen actions (module
-    docstring); the mixer must have a joint output (``mixer.joint``)."""
+def mixing(exp, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """slope [T, N], intercept [T] and joint value (mean of the joint quantiles) [T] of the
+    mixer along episode 0's chosen actions (module docstring); the mixer must have a joint
+    output (``mixer.joint``)."""
     learner = exp.learner
     steps = slice(0, batch.actions.shape[1])
     with torch.no_grad():
@@ -63,7 +65,7 @@ def mixing(exp, batch) -> tuple[torch.Tensor, torch.Tensor]:
     (slope,) = torch.autograd.grad(joint.mean(-1).sum(), chosen)  # [1, T, N, K]
     with torch.no_grad():
         intercept = learner.mix(learner.mixer, torch.zeros_like(chosen), batch, steps)
-    return slope.sum(-1)[0], intercept.mean(-1)[0]
+    return slope.sum(-1)[0], intercept.mean(-1)[0], joint.detach().mean(-1)[0]
 
 
 def rounded(values: torch.Tensor) -> list[float]:
@@ -84,9 +86,10 @@ def main(argv=None) -> None:
         print(f"t={t:3d} state={state} actions={batch.actions[0, t].tolist()} "
               f"reward={float(batch.reward[0, t]):.3f}")  # fmt: skip
     if args.mixing:
-        slope, intercept = mixing(exp, batch)  # [T, N], [T]
+        slope, intercept, joint = mixing(exp, batch)  # [T, N], [T], [T]
         for t in range(0, steps, max(args.every, 1)):
-            print(f"t={t:3d} slope={rounded(slope[t])} intercept={float(intercept[t]):.3f}")
+            print(f"t={t:3d} slope={rounded(slope[t])} intercept={float(intercept[t]):.3f} "
+                  f"joint={float(joint[t]):.3f}")  # fmt: skip
     total = float((batch.reward[0] * batch.mask[0]).sum())
     print(f"return {total:.3f}")
     psi, mean = action_values(exp, batch)  # [T+1, N, A] each

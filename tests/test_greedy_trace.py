@@ -39,7 +39,7 @@ def test_mixing_slopes_of_riskq_are_its_mixing_weights(tmp_path, capsys):
     OmegaConf.save(OmegaConf.structured(cfg), tmp_path / "config.yaml")
     greedy_trace.main([str(tmp_path), "--mixing"])
     out = capsys.readouterr().out
-    printed = re.findall(r"t=\s*(\d+) slope=(\[[^\]]*\]) intercept=(-?[\d.]+)", out)
+    printed = re.findall(r"t=\s*(\d+) slope=(\[[^\]]*\]) intercept=(-?[\d.]+) joint=", out)
     assert printed and int(printed[0][0]) == 0
     _, loaded, _ = greedy_trace.load_run(str(tmp_path), episodes=1)
     batch = loaded.eval_runner.collect(epsilon=0.0, seed=cfg.seed + EVAL_SEED_OFFSET).batch
