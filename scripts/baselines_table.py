@@ -8,7 +8,10 @@ distributional baselines under the same measure, and the expected-value baseline
 (risk-neutral, the same runs in every block). Each score is one number per run from its
 ``summary.json`` (the final greedy evaluation of training), or with ``--scores eval`` from
 the ``eval_<risk>.json`` that ``riskq-eval`` wrote for the run's own measure (the final policy
-on as many episodes as asked; runs without one stop the table): mean return, CVaR(0.2) of the
+on as many episodes as asked; runs without one stop the table), or with ``--scores late`` the
+mean of the run's greedy evaluations from half its budget on (``late_scores``: steadier than
+one final evaluation where a deterministic greedy policy makes every evaluation episode alike,
+e.g. MACF, whose only randomness is crashes): mean return, CVaR(0.2) of the
 evaluation returns, and the env's risk events per episode (RISK_EVENTS); on SMAX maps also the
 win rate, and the risk event is allies lost. Cells show the interquartile mean over runs with a
 95% stratified bootstrap CI; the last columns give the probability that a RiskQ run of the block
@@ -59,13 +62,34 @@ Group = tuple[str, str, str]  # (env label, algo name, risk label)
 RUNS_SUFFIX = "_runs.json"  # baselines_<env><source suffix>_runs.json: the table's run records
 
 
+def json_scores(path: Path, config: dict) -> dict:
+    """The scores a JSON file holds (summary.json, riskq-eval's eval_<risk>.json)."""
+    return json.loads(path.read_text())
+
+
+def late_scores(path: Path, config: dict) -> dict:
+    """Mean of every ``eval/`` scalar of metrics.jsonl over the greedy evaluations from half
+    the run's budget (``t_max`` / 2) on; the closing evaluation, which repeats the policy of
+    the last one, is left out."""
+    start = int(config["t_max"]) / 2
+    rows = [
+        record
+        for record in map(json.loads, path.read_text().splitlines())
+        if record["step"] >= start and not record.get("final")
+    ]
+    keys = sorted({key for record in rows for key in record if key.startswith("eval/")})
+    return {key: float(np.mean([r[key] for r in rows if key in r])) for key in keys}
+
+
 @dataclass(frozen=True)
 class ScoreSource:
     """Where ``--scores NAME`` reads a run's scores and how its outputs are named."""
 
-    file: Callable[[Path, dict], Path]  # (run dir, its config.yaml) -> the scores' JSON file
+    file: Callable[[Path, dict], Path]  # (run dir, its config.yaml) -> the scores' file
     suffix: str  # outputs: baselines_<env><suffix>.md and baselines_<env><suffix>_iqm.png
     title: str  # the figure's name for the scores
+    read: Callable[[Path, dict], dict] = json_scores  # (scores' file, config) -> scores
+    missing: str = ""  # what to do when a complete run lacks the file
 
 
 SCORE_SOURCES = {
@@ -80,6 +104,13 @@ SCORE_SOURCES = {
         ),
         suffix="_eval",
         title="final policy (riskq-eval)",
+        missing="run riskq-eval {run_dir} first",
+    ),
+    "late": ScoreSource(  # the second half of training, from the run's metrics.jsonl
+        file=lambda run_dir, config: run_dir / "metrics.jsonl",
+        suffix="_late",
+        title="mean of the greedy evaluations from half the budget on",
+        read=late_scores,
     ),
 }
 
@@ -119,12 +150,12 @@ def load_records(
             incomplete.append((run_dir, status))
             continue
         config = yaml.safe_load(config_path.read_text())
-        path = SCORE_SOURCES[source].file(run_dir, config)
+        scores = SCORE_SOURCES[source]
+        path = scores.file(run_dir, config)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"--scores {source}: {path} not found (run riskq-eval {run_dir} first)"
-            )
-        records.append(run_record(run_dir, config, json.loads(path.read_text())))
+            hint = f" ({scores.missing.format(run_dir=run_dir)})" if scores.missing else ""
+            raise FileNotFoundError(f"--scores {source}: {path} not found{hint}")
+        records.append(run_record(run_dir, config, scores.read(path, config)))
     return records, incomplete
 
 
@@ -311,7 +342,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--scores",
         choices=tuple(SCORE_SOURCES),
         default="final",
-        help="final: summary.json (training's last evaluation); eval: riskq-eval's file",
+        help="final: summary.json (training's last evaluation); eval: riskq-eval's file; "
+        "late: mean of the evaluations from t_max / 2 on (metrics.jsonl)",
     )
     return parser.parse_args(argv)
 

@@ -245,3 +245,47 @@ def test_a_bad_runs_file_is_one_line_and_exit_1(tmp_path, capsys, content):
 def test_no_sweep_and_no_runs_is_an_error(capsys):
     assert baselines_table.main([]) == 2
     assert "give a sweep dir or --runs FILE" in capsys.readouterr().err
+
+
+LATE_METRICS = [  # t_max 100: evaluations at 50, 80, 100 count; 20 and the final repeat do not
+    {"step": 20, "eval/return_mean": -10.0},
+    {"step": 40, "train/return_mean": 99.0},
+    {"step": 50, "eval/return_mean": 2.0, "eval/crashes": 1.0},
+    {"step": 80, "eval/return_mean": 4.0, "eval/crashes": 0.0},
+    {"step": 100, "eval/return_mean": 6.0, "eval/crashes": 0.5},
+    {"step": 100, "eval/return_mean": 6.0, "eval/crashes": 0.5, "final": True},
+]
+
+
+def test_late_scores_average_the_evaluations_of_the_second_half(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join(map(json.dumps, LATE_METRICS)) + "\n")
+    scores = baselines_table.late_scores(path, {"t_max": 100})
+    assert scores == {"eval/return_mean": 4.0, "eval/crashes": 0.5}
+
+
+def test_table_of_late_scores(tmp_path):
+    root = tmp_path / "sweep"
+    for seed, shift in enumerate([0.0, 3.0]):
+        for algo, risk in (("riskq", "wang"), ("vdn", "neutral")):
+            run = write_run(root, f"{algo}_{seed}", algo=algo, risk=risk,
+                            summary=summary(-9, -9, 9), seed=seed)  # fmt: skip
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            (run / "config.yaml").write_text(yaml.safe_dump({**config, "t_max": 100}))
+            offset = shift - (10.0 if algo == "vdn" else 0.0)  # riskq: 4 and 7; vdn: -6 and -3
+            text = "\n".join(
+                json.dumps({**r, "eval/return_mean": r["eval/return_mean"] + offset})
+                if "eval/return_mean" in r
+                else json.dumps(r)
+                for r in LATE_METRICS
+            )
+            (run / "metrics.jsonl").write_text(text + "\n")
+    out = tmp_path / "out"
+    args = [str(root), "--out", str(out), "--reps", "200", "--scores", "late"]
+    assert baselines_table.main(args) == 0
+    rows = rows_of((out / "baselines_macn_late.md").read_text())
+    assert rows[("riskq", "wang(0.75)")]["return: IQM [95% CI]"].startswith("5.5 [")  # 4, 7
+    assert rows[("vdn", "neutral")]["return: IQM [95% CI]"].startswith("-4.5 [")  # -6, -3
+    assert rows[("vdn", "neutral")]["P(RiskQ > algo): return"] == "1 [1, 1]"
+    records = json.loads((out / "baselines_macn_late_runs.json").read_text())
+    assert {r["scores"]["eval/return_mean"] for r in records if r["algo"] == "riskq"} == {4.0, 7.0}
