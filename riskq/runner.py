@@ -255,7 +255,7 @@ class StreamingRunner(Runner):
         stream.record.clear(rows)
         stream.record.observe_rows(rows, np.zeros(rows.size, np.int64), env_obs)
         index = torch.from_numpy(ended).to(self.device)
-        stream.hidden[index] = 0.0
+        stream.hidden[index] = self.agent.initial_hidden(rows.size)  # [R, N, H]
         stream.last_onehot[index] = 0.0
         stream.steps[rows] = 0
         stream.running[rows] = True
