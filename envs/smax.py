@@ -289,17 +289,18 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         carry, outputs = vmapped_step(carry, actions)
         return carry, pack(outputs)
 
+    def select(mask, new, old):
+        """Per copy [R] bool: the carry ``new`` where ``mask``, else ``old``."""
+        pick = lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o)  # noqa: E731
+        return jax.tree.map(pick, new, old)
+
     def step_restart(carry, actions, seeds, episode_limit):
         """Step every copy, then start a new episode (seeds [E]) in each copy that ended:
         outputs [E, 2D], the step's then the new episodes' (read where a copy ended)."""
         carry, outputs = vmapped_step(carry, actions)
         ended = outputs[-2] | outputs[-1]  # terminated | truncated [E]
         new, new_outputs = vmapped_reset(seeds, episode_limit)
-        carry = jax.tree.map(
-            lambda n, o: jnp.where(ended.reshape(ended.shape + (1,) * (n.ndim - 1)), n, o),
-            new,
-            carry,
-        )
+        carry = select(ended, new, carry)
         return carry, jnp.concatenate([pack(outputs), pack(new_outputs)], axis=1)
 
     def step_rows(carry, rows, actions):
@@ -312,12 +313,7 @@ def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dyn
         """New episodes in copies ``rows`` [R] (distinct) where ``fresh`` [R]; the rows that
         pad the block keep their carry. Outputs are those of the new episodes."""
         new, outputs = batched_reset(seeds, episode_limit)
-        old = jax.tree.map(lambda x: x[rows], carry)
-        pick = jax.tree.map(
-            lambda n, o: jnp.where(fresh.reshape(fresh.shape + (1,) * (n.ndim - 1)), n, o),
-            new,
-            old,
-        )
+        pick = select(fresh, new, jax.tree.map(lambda x: x[rows], carry))
         carry = jax.tree.map(lambda whole, part: whole.at[rows].set(part), carry, pick)
         return carry, outputs
 
