@@ -76,6 +76,11 @@ class AlgoConfig:
     gamma: float = 0.99  # [0.99]
     td_lambda: float = 0.6  # [0.6], per quantile index across time
     lr: float = 1e-3  # RMSprop [1e-3]
+    # Learning-rate annealing (not in the reference): with lr_finish set, the learning rate
+    # falls linearly from lr to lr_finish over lr_anneal_steps env steps (None: the run's
+    # t_max), then stays there. None [the reference]: lr throughout.
+    lr_finish: float | None = None
+    lr_anneal_steps: int | None = None
     optim_alpha: float = 0.99  # RMSprop smoothing [0.99]
     optim_eps: float = 1e-5  # [1e-5]
     grad_clip: float = 10.0  # global grad-norm clip [10]

@@ -60,6 +60,10 @@ def validate(cfg: TrainConfig) -> None:
         )
     if not 0.0 <= cfg.algo.td_lambda <= 1.0 or not 0.0 <= cfg.algo.gamma <= 1.0:
         raise ValueError("algo.gamma and algo.td_lambda must lie in [0, 1]")
+    if cfg.algo.lr_finish is not None and not 0.0 <= cfg.algo.lr_finish <= cfg.algo.lr:
+        raise ValueError(f"algo.lr_finish must lie in [0, algo.lr], got {cfg.algo.lr_finish}")
+    if cfg.algo.lr_anneal_steps is not None and cfg.algo.lr_anneal_steps < 1:
+        raise ValueError(f"algo.lr_anneal_steps must be >= 1, got {cfg.algo.lr_anneal_steps}")
     if not cfg.algo.reward_scale > 0.0:
         raise ValueError(f"algo.reward_scale must be > 0, got {cfg.algo.reward_scale}")
     try:

@@ -234,6 +234,10 @@ class Learner:
         self.updates += 1
         return grad_norm
 
+    def set_learning_rate(self, lr: float) -> None:
+        """The optimiser's step size from the next update on (a schedule's value)."""
+        self.optimiser.lr = lr
+
     def sync_targets(self, episodes_seen: int) -> None:
         self.target_agent.load_state_dict(self.agent.state_dict())
         self.target_mixer.load_state_dict(self.mixer.state_dict())

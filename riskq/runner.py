@@ -22,8 +22,9 @@ from riskq.networks import RecurrentQuantileAgent, actions_onehot, build_agent_i
 from riskq.risk import RiskMeasure
 
 
-def linear_epsilon(t_env: int, *, start: float, finish: float, anneal_steps: int) -> float:
-    """Epsilon annealed linearly from ``start`` to ``finish`` over ``anneal_steps`` env steps."""
+def linear_schedule(t_env: int, *, start: float, finish: float, anneal_steps: int) -> float:
+    """A value annealed linearly from ``start`` to ``finish`` over ``anneal_steps`` env steps,
+    then held (exploration's epsilon; the learning rate when ``algo.lr_finish`` is set)."""
     if anneal_steps <= 0:
         return finish
     fraction = min(t_env / anneal_steps, 1.0)

@@ -30,14 +30,14 @@ from riskq.checkpoint import (
     mismatch,
     save_checkpoint,
 )
-from riskq.config import TrainConfig
+from riskq.config import AlgoConfig, TrainConfig
 from riskq.errors import RunFailed
 from riskq.experiment import EVAL_SEED_OFFSET, Experiment, evaluate, rollout_statistics
 from riskq.finite import non_finite
 from riskq.logger import RunLogger
 from riskq.matrix_report import initial_greedy_report, matrix_summary
 from riskq.run_dir import SUMMARY_FILE
-from riskq.runner import Rollout, linear_epsilon
+from riskq.runner import Rollout, linear_schedule
 
 
 @dataclass
@@ -59,13 +59,26 @@ def train_scalars(rollout: Rollout, metrics: dict[str, float], epsilon: float) -
     return rollout_statistics(rollout, "train", return_risks=(), extra=extra)
 
 
+def learning_rate(algo: AlgoConfig, t_env: int, t_max: int) -> float:
+    """The learning rate after ``t_env`` env steps: ``algo.lr``, or annealed linearly to
+    ``algo.lr_finish`` over ``algo.lr_anneal_steps`` (default ``t_max``) when that is set."""
+    if algo.lr_finish is None:
+        return algo.lr
+    steps = t_max if algo.lr_anneal_steps is None else algo.lr_anneal_steps
+    return linear_schedule(t_env, start=algo.lr, finish=algo.lr_finish, anneal_steps=steps)
+
+
 def run_updates(exp: Experiment, cfg: TrainConfig, counters: Counters, n_episodes: int) -> dict:
-    """Learner updates owed for ``n_episodes`` new episodes (algo.updates_per_episode each).
+    """Learner updates owed for ``n_episodes`` new episodes (algo.updates_per_episode each), at
+    the learning rate of ``counters.t_env`` (a function of the env step alone, so a resumed run
+    takes the same steps).
 
     Raises RunFailed at the first update whose loss, gradient norm or parameters are not finite.
     """
     counters.update_credit += cfg.algo.updates_per_episode * n_episodes
     metrics: dict[str, float] = {}
+    lr = learning_rate(cfg.algo, counters.t_env, cfg.t_max)
+    exp.learner.set_learning_rate(lr)
     networks = {"agent": exp.learner.agent, "mixer": exp.learner.mixer}
     while counters.update_credit >= 1.0 and exp.buffer.can_sample(cfg.algo.batch_size):
         counters.update_credit -= 1.0
@@ -76,7 +89,7 @@ def run_updates(exp: Experiment, cfg: TrainConfig, counters: Counters, n_episode
             raise RunFailed(
                 f"non-finite {quantity} at update {exp.learner.updates} (env step {counters.t_env})"
             )
-    return metrics
+    return {**metrics, "lr": lr} if metrics else metrics
 
 
 def checkpoint_state(exp: Experiment, counters: Counters) -> dict:
@@ -126,7 +139,7 @@ def iteration(
 ) -> tuple[Rollout, dict, float]:
     """Collect episodes (one per env copy; streaming: the next E that end, or with ``finish``
     every one in flight), store them, and run the updates they pay for."""
-    epsilon = linear_epsilon(
+    epsilon = linear_schedule(
         counters.t_env,
         start=cfg.algo.epsilon_start,
         finish=cfg.algo.epsilon_finish,

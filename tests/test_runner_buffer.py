@@ -9,7 +9,7 @@ from envs import make_batched_env
 from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
 from riskq.buffer import ReplayBuffer
 from riskq.risk import make_risk_measure
-from riskq.runner import Runner, StreamingRunner, epsilon_greedy, linear_epsilon
+from riskq.runner import Runner, StreamingRunner, epsilon_greedy, linear_schedule
 
 LADDER = {
     "n_agents": 2,
@@ -34,10 +34,10 @@ class FixedQuantileAgent(torch.nn.Module):
         return self.table.expand(batch, self.n_agents, *self.table.shape), hidden
 
 
-def test_linear_epsilon_schedule_endpoints():
-    assert linear_epsilon(0, start=1.0, finish=0.05, anneal_steps=100) == 1.0
-    assert linear_epsilon(50, start=1.0, finish=0.0, anneal_steps=100) == pytest.approx(0.5)
-    assert linear_epsilon(10_000, start=1.0, finish=0.05, anneal_steps=100) == pytest.approx(0.05)
+def test_linear_schedule_schedule_endpoints():
+    assert linear_schedule(0, start=1.0, finish=0.05, anneal_steps=100) == 1.0
+    assert linear_schedule(50, start=1.0, finish=0.0, anneal_steps=100) == pytest.approx(0.5)
+    assert linear_schedule(10_000, start=1.0, finish=0.05, anneal_steps=100) == pytest.approx(0.05)
 
 
 def test_epsilon_greedy_never_picks_unavailable_actions():

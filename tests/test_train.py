@@ -15,10 +15,11 @@ from budgets import TINY
 
 from envs import ENVS
 from riskq.cli.compose import compose_config
+from riskq.config import AlgoConfig
 from riskq.experiment import build_experiment
 from riskq.mixers import MIXERS
 from riskq.risk import make_risk_measure
-from riskq.trainer import train
+from riskq.trainer import learning_rate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))
@@ -111,6 +112,7 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
         (["risk.name=bogus"], "valid choices"),
         (["t_max=0"], "t_max"),
         (["algo.reward_scale=0"], "algo.reward_scale must be > 0"),
+        (["algo.lr_finish=0.01"], "algo.lr_finish must lie in [0, algo.lr]"),
         (["env.args.bogus=1", "env=macf"], "bogus"),
         (["resume=/nonexistent/run"], "checkpoint not found"),
     ],
@@ -154,8 +156,12 @@ def test_missing_checkpoint_in_eval_is_a_one_line_error(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "checkpoint not found" in result.stderr
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize(
+    "schedule", [[], ["algo.lr_finish=0.0002", "algo.lr_anneal_steps=500"]], ids=["lr", "annealed"]
+)
+def test_resume_continues_exactly(tmp_path, schedule):
     base = [
+        *schedule,
         "env=macn",
         "t_max=600",
         "num_envs=4",
@@ -185,6 +191,31 @@ def test_resume_continues_exactly(tmp_path):
     for record in strip + again:
         record.pop("train/env_steps_per_s", None)  # wall-clock speed differs, the rest must not
     assert again == strip
+
+
+def test_learning_rate_anneals_linearly_to_lr_finish_then_holds():
+    constant = AlgoConfig(lr=1e-3)
+    annealed = AlgoConfig(lr=1e-3, lr_finish=1e-4)
+    assert learning_rate(constant, 900, t_max=1000) == 1e-3
+    assert learning_rate(annealed, 0, t_max=1000) == pytest.approx(1e-3)
+    assert learning_rate(annealed, 500, t_max=1000) == pytest.approx(5.5e-4)
+    assert learning_rate(annealed, 4000, t_max=1000) == pytest.approx(1e-4)
+    short = AlgoConfig(lr=1e-3, lr_finish=0.0, lr_anneal_steps=100)
+    assert learning_rate(short, 50, t_max=1000) == pytest.approx(5e-4)
+    assert learning_rate(short, 100, t_max=1000) == 0.0
+
+
+def test_annealed_run_logs_its_learning_rate_and_ends_near_lr_finish(tmp_path):
+    cfg = compose_config([*TINY, "env=macn", "t_max=600", "algo.lr_finish=0.0001"])
+    exp = build_experiment(cfg)
+    train(cfg, tmp_path, exp)
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    logged = [(m["step"], m["train/lr"]) for m in metrics if "train/lr" in m]
+    assert len(logged) >= 3
+    for step, lr in logged:  # the rate of the env step the updates ran at
+        assert lr == pytest.approx(learning_rate(cfg.algo, step, t_max=600))
+    assert [lr for _, lr in logged] == sorted((lr for _, lr in logged), reverse=True)
+    assert 1e-4 <= exp.learner.optimiser.lr < 2.5e-4  # the last updates ran near t_max
 
 
 @pytest.mark.slow
