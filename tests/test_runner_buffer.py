@@ -34,7 +34,7 @@ class FixedQuantileAgent(torch.nn.Module):
         return self.table.expand(batch, self.n_agents, *self.table.shape), hidden
 
 
-def test_linear_schedule_schedule_endpoints():
+def test_linear_schedule_endpoints():
     assert linear_schedule(0, start=1.0, finish=0.05, anneal_steps=100) == 1.0
     assert linear_schedule(50, start=1.0, finish=0.0, anneal_steps=100) == pytest.approx(0.5)
     assert linear_schedule(10_000, start=1.0, finish=0.05, anneal_steps=100) == pytest.approx(0.05)
