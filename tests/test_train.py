@@ -157,7 +157,9 @@ def test_missing_checkpoint_in_eval_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "schedule", [[], ["algo.lr_finish=0.0002", "algo.lr_anneal_steps=500"]], ids=["constant", "annealed"]
+    "schedule",
+    [[], ["algo.lr_finish=0.0002", "algo.lr_anneal_steps=500"]],
+    ids=["constant", "annealed"],
 )
 def test_resume_continues_exactly(tmp_path, schedule):
     base = [
