@@ -75,14 +75,18 @@ class AlgoConfig:
     mixer_args: MixerConfig = field(default_factory=MixerConfig)
     gamma: float = 0.99  # [0.99]
     td_lambda: float = 0.6  # [0.6], per quantile index across time
-    lr: float = 1e-3  # RMSprop [1e-3]
+    lr: float = 1e-3  # [1e-3]
     # Learning-rate annealing (not in the reference): with lr_finish set, the learning rate
     # falls linearly from lr to lr_finish over lr_anneal_steps env steps (None: the run's
     # t_max), then stays there. None [the reference]: lr throughout.
     lr_finish: float | None = None
     lr_anneal_steps: int | None = None
+    # Key of riskq.optim.OPTIMISERS: "rmsprop" [the reference] or "adam" (PyMARL2's choice for
+    # QMIX on SMAC); either steps the learner's one flat parameter tensor after the clip.
+    optimiser: str = "rmsprop"
     optim_alpha: float = 0.99  # RMSprop smoothing [0.99]
-    optim_eps: float = 1e-5  # [1e-5]
+    optim_betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decays (torch's default)
+    optim_eps: float = 1e-5  # both optimisers [1e-5]; torch's Adam default is 1e-8
     grad_clip: float = 10.0  # global grad-norm clip [10]
     batch_size: int = 32  # episodes per update [32]
     buffer_size: int = 5000  # episodes [5000]

@@ -20,6 +20,7 @@ from riskq.config import TrainConfig
 from riskq.learner import Learner
 from riskq.mixers import MIXERS, make_mixer
 from riskq.networks import RecurrentQuantileAgent, agent_input_dim
+from riskq.optim import OPTIMISERS
 from riskq.risk import RiskMeasure, empirical_risk, make_risk_measure
 from riskq.runner import RUNNERS, Rollout, Runner
 
@@ -58,6 +59,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(
             f"algo.mixer: unknown mixer '{cfg.algo.mixer}'; valid choices: {', '.join(MIXERS)}"
         )
+    if cfg.algo.optimiser not in OPTIMISERS:
+        name, choices = cfg.algo.optimiser, ", ".join(OPTIMISERS)
+        raise ValueError(f"algo.optimiser: unknown '{name}'; valid choices: {choices}")
+    if not all(0.0 <= beta < 1.0 for beta in cfg.algo.optim_betas):
+        raise ValueError(f"algo.optim_betas must lie in [0, 1), got {list(cfg.algo.optim_betas)}")
     if not 0.0 <= cfg.algo.td_lambda <= 1.0 or not 0.0 <= cfg.algo.gamma <= 1.0:
         raise ValueError("algo.gamma and algo.td_lambda must lie in [0, 1]")
     if cfg.algo.lr_finish is not None and not 0.0 <= cfg.algo.lr_finish <= cfg.algo.lr:

@@ -22,7 +22,7 @@ from riskq.networks import (
     previous_actions_onehot,
     sequence_features,
 )
-from riskq.optim import RMSprop
+from riskq.optim import build_optimiser
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.risk import RiskMeasure
 from riskq.targets import masked_argmax, td_lambda_targets
@@ -54,10 +54,10 @@ def scale_rewards(batch: EpisodeBatch, scale: float) -> EpisodeBatch:
 def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
     """One flat parameter [P] whose storage holds ``params`` as views.
 
-    Gradient clipping and RMSprop are elementwise over all parameters, so stepping one flat
-    tensor is the same maths in a handful of ops instead of several per parameter (for the
-    one-step matrix games, most of the optimiser's cost). ``Learner.gather_gradients`` copies
-    the parameters' gradients into its ``.grad``.
+    Gradient clipping and the optimisers (riskq.optim) are elementwise over all parameters, so
+    stepping one flat tensor is the same maths in a handful of ops instead of several per
+    parameter (for the one-step matrix games, most of the optimiser's cost).
+    ``Learner.gather_gradients`` copies the parameters' gradients into its ``.grad``.
     """
     flat = torch.nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))  # [P]
     offset = 0
@@ -85,10 +85,8 @@ class Learner:
         self.target_agent = copy.deepcopy(agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(mixer).requires_grad_(False)
         self.params = [*agent.parameters(), *mixer.parameters()]
-        self.flat_params = flatten_parameters(self.params)  # one tensor for clip and RMSprop
-        self.optimiser = RMSprop(
-            self.flat_params, lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps
-        )
+        self.flat_params = flatten_parameters(self.params)  # one tensor for clip and optimiser
+        self.optimiser = build_optimiser(self.flat_params, cfg)  # algo.optimiser
         self.episodes_at_sync = 0
         self.updates = 0
         self._tau: dict[tuple, torch.Tensor] = {}  # quantile_fractions' cache
@@ -168,7 +166,7 @@ class Learner:
         return self.flat_params.grad
 
     def apply_gradients(self) -> torch.Tensor:
-        """Clip the gradients to a global norm and take an RMSprop step; returns the norm.
+        """Clip the gradients to a global norm and take an optimiser step; returns the norm.
 
         The clip is ``torch.nn.utils.clip_grad_norm_``'s, written out for the one flat tensor
         (its generic version costs more than the rest of a matrix-game update's optimiser step).
@@ -227,7 +225,7 @@ class Learner:
         return dict(zip(("loss", "grad_norm", "joint_mean", "target_mean"), metrics, strict=True))
 
     def step(self, loss: torch.Tensor) -> torch.Tensor:
-        """Backward of ``loss``, clip and RMSprop step (counted in ``updates``); the grad norm."""
+        """Backward of ``loss``, clip and optimiser step (counted in ``updates``); the grad norm."""
         self.zero_grad()
         loss.backward()
         grad_norm = self.apply_gradients()

@@ -16,6 +16,7 @@ import torch
 
 from riskq import kernels
 from riskq.cli.compose import compose_config
+from riskq.config import AlgoConfig
 from riskq.experiment import build_experiment
 from riskq.kernels import (
     SHORT_SEQUENCE_STEPS,
@@ -24,7 +25,7 @@ from riskq.kernels import (
     gru_steps,
     sort_quantiles,
 )
-from riskq.optim import RMSprop
+from riskq.optim import OPTIMISERS, build_optimiser
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.targets import td_lambda_targets
 
@@ -225,14 +226,33 @@ def test_short_bootstrapped_sequences_equal_plain_update_in_float64(algo, shared
     assert_same_update(learner, batch, TIGHT)
 
 
-def test_hand_written_rmsprop_equals_torch_rmsprop_and_loads_its_state():
-    """riskq.optim.RMSprop against torch's RMSprop, step for step, to the last bit; each loads
+OPTIMISER_PAIRS = {  # riskq.optim.OPTIMISERS key -> (torch's class, the same settings)
+    "rmsprop": (torch.optim.RMSprop, {"lr": 1e-2, "alpha": 0.9, "eps": 1e-5}),
+    "adam": (torch.optim.Adam, {"lr": 1e-2, "betas": (0.8, 0.95), "eps": 1e-5}),
+}
+
+
+def test_every_optimiser_has_a_torch_reference():
+    assert OPTIMISER_PAIRS.keys() == OPTIMISERS.keys()
+
+
+@pytest.mark.parametrize("name", OPTIMISERS)
+def test_hand_written_optimiser_equals_torch_and_loads_its_state(name):
+    """Each riskq.optim optimiser against torch's, step for step, to the last bit; each loads
     the other's state_dict (checkpoints of either kind resume) and they stay equal."""
+    torch_class, settings = OPTIMISER_PAIRS[name]
+    cfg = AlgoConfig(
+        optimiser=name,
+        lr=settings["lr"],
+        optim_eps=settings["eps"],
+        optim_alpha=settings.get("alpha", 0.99),
+        optim_betas=settings.get("betas", (0.9, 0.999)),
+    )
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(50, generator=generator)
     params = [torch.nn.Parameter(start.clone()) for _ in range(2)]
-    theirs = torch.optim.RMSprop([params[0]], lr=1e-2, alpha=0.9, eps=1e-5)
-    ours = RMSprop(params[1], lr=1e-2, alpha=0.9, eps=1e-5)
+    theirs = torch_class([params[0]], **settings)
+    ours = build_optimiser(params[1], cfg)
     for step in range(6):
         if step == 2:  # swap states through state_dict: torch's into ours and ours into torch's
             theirs_state, ours_state = theirs.state_dict(), ours.state_dict()
@@ -243,10 +263,13 @@ def test_hand_written_rmsprop_equals_torch_rmsprop_and_loads_its_state():
             param.grad = grad.clone()
         theirs.step()
         ours.step()
-        assert torch.equal(params[0], params[1])
+        assert torch.equal(params[0], params[1]), step
+    assert not torch.equal(params[1], start)
     states = [opt.state_dict()["state"][0] for opt in (theirs, ours)]
-    assert torch.equal(states[0]["square_avg"], states[1]["square_avg"])
-    assert torch.equal(states[0]["step"], states[1]["step"]) and float(states[1]["step"]) == 6
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert torch.equal(torch.as_tensor(states[0][key]), states[1][key]), key
+    assert float(states[1]["step"]) == 6
     assert ours.state_dict()["param_groups"][0].keys() == theirs.param_groups[0].keys()
 
 

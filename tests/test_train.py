@@ -113,6 +113,8 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
         (["t_max=0"], "t_max"),
         (["algo.reward_scale=0"], "algo.reward_scale must be > 0"),
         (["algo.lr_finish=0.01"], "algo.lr_finish must lie in [0, algo.lr]"),
+        (["algo.optimiser=sgd"], "algo.optimiser: unknown 'sgd'; valid choices: rmsprop, adam"),
+        (["algo.optimiser=adam", "algo.optim_betas=[0.9,1.0]"], "algo.optim_betas must lie"),
         (["env.args.bogus=1", "env=macf"], "bogus"),
         (["resume=/nonexistent/run"], "checkpoint not found"),
     ],
@@ -158,8 +160,8 @@ def test_missing_checkpoint_in_eval_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize(
     "schedule",
-    [[], ["algo.lr_finish=0.0002", "algo.lr_anneal_steps=500"]],
-    ids=["constant", "annealed"],
+    [[], ["algo.lr_finish=0.0002", "algo.lr_anneal_steps=500"], ["algo.optimiser=adam"]],
+    ids=["constant", "annealed", "adam"],
 )
 def test_resume_continues_exactly(tmp_path, schedule):
     base = [
