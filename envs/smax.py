@@ -504,6 +504,24 @@ class SmaxEnv(BatchedEnv):
         env_obs = EnvObs(obs=obs, state=state, avail_actions=avail, agent_features=features)
         return env_obs, reward, terminated, truncated
 
+    def units(self) -> dict[str, np.ndarray]:
+        """Every unit's true state in every copy, allies first then enemies (U units):
+        ``position`` [E, U, 2] in map units, ``health`` [E, U] and ``alive`` [E, U] bool.
+        For scripted policies and diagnostics; the learner never reads it."""
+        if self._carry is None:
+            raise RuntimeError(f"env '{NAME}': call reset() before units()")
+        import jax
+
+        units = self._carry[0].state  # SMAX's State, batched over copies
+        position, health, alive = jax.device_get(
+            (units.unit_positions, units.unit_health, units.unit_alive)
+        )
+        return {
+            "position": np.asarray(position),
+            "health": np.asarray(health),
+            "alive": np.asarray(alive, bool),
+        }
+
     def episode_metrics(self) -> dict[str, np.ndarray]:
         """Per copy [E]: won (0/1), allies dead and enemies killed so far this episode."""
         return {name: self._metrics[:, i].copy() for i, name in enumerate(METRIC_NAMES)}

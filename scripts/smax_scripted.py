@@ -1,10 +1,16 @@
 """Win rate of a scripted ally team on a SMAX map: a reference point for learned win rates.
 
     python scripts/smax_scripted.py --map 3m --battles 320
+    python scripts/smax_scripted.py --map 3m --battles 320 --team focus
 
-The allies play JaxMARL's own enemy heuristic (each unit attacks the closest enemy in range,
-else walks towards the enemy), so on a symmetric map such as 3m this is the mirror match of the
-heuristic against itself. The battles run through riskq's SMAX adapter (``envs.smax.SmaxEnv``:
+``--team heuristic`` (the default): the allies play JaxMARL's own enemy heuristic (each unit
+attacks the closest enemy in range, else walks towards the enemy), so on a symmetric map such as
+3m this is the mirror match of the heuristic against itself. ``--team focus``: focus fire, the
+textbook SMAC tactic, scripted from the units' true state (``SmaxEnv.units``): the team picks
+the living enemy with the least health (ties: the one nearest the allies' centre); an ally
+that can attack it does, one that can attack another enemy attacks the weakest of those, and
+any other walks towards the team's pick (the move best aligned with its offset). The battles
+run through riskq's SMAX adapter (``envs.smax.SmaxEnv``:
 the same episode limit, ends and metrics as training's evaluation), all copies in lock-step.
 Where SMAX's action mask refuses the heuristic's pick, the ally takes its first available
 action instead; for a living ally this is counted (``replaced_picks_per_battle``); a dead ally
@@ -52,9 +58,39 @@ def heuristic_team(env, *, shoot: bool):
     return act, initial
 
 
-def scripted_battles(map_name: str, *, battles: int, seed: int, shoot: bool = True) -> dict:
-    """Play ``battles`` battles of the scripted allies; win rate, allies lost, enemies killed
-    (means over battles) and the replaced picks of living allies per battle."""
+# SMAX's discrete actions: moves +y, +x, -y, -x, then stop, then attack enemy j at 5 + j
+MOVES = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]])  # [4, 2]
+FIRST_ATTACK = 5
+
+
+def focus_fire(units: dict[str, np.ndarray], avail: np.ndarray) -> np.ndarray:
+    """Focus-fire picks [E, N] from the units' true state (``SmaxEnv.units``: allies first) and
+    the action masks avail [E, N, A] (attack j allowed = enemy j alive and in range)."""
+    n = avail.shape[1]
+    position, health, alive = units["position"], units["health"], units["alive"]  # [E, U, ...]
+    enemy_health = np.where(alive[:, n:], health[:, n:], np.inf)  # [E, M]
+    centre = position[:, :n].mean(1, keepdims=True)  # [E, 1, 2]
+    distance = np.linalg.norm(position[:, n:] - centre, axis=-1)  # [E, M]
+    target = np.lexsort((distance, enemy_health), axis=-1)[:, 0]  # [E]: least health, nearest
+    can_attack = avail[..., FIRST_ATTACK:]  # [E, N, M]
+    e = np.arange(avail.shape[0])
+    attack_target = can_attack[e, :, target]  # [E, N]
+    weakest_in_range = np.where(can_attack, enemy_health[:, None], np.inf).argmin(-1)  # [E, N]
+    offset = position[e, n + target][:, None] - position[:, :n]  # [E, N, 2]
+    move = (offset[..., None, :] * MOVES).sum(-1).argmax(-1)  # [E, N]: the best-aligned move
+    return np.where(
+        attack_target,
+        FIRST_ATTACK + target[:, None],
+        np.where(can_attack.any(-1), FIRST_ATTACK + weakest_in_range, move),
+    )
+
+
+def scripted_battles(
+    map_name: str, *, battles: int, seed: int, shoot: bool = True, team: str = "heuristic"
+) -> dict:
+    """Play ``battles`` battles of the scripted allies (``team``: heuristic or focus); win
+    rate, allies lost, enemies killed (means over battles) and the replaced picks of living
+    allies per battle."""
     import jax
 
     env = make_batched_env("smax", num_envs=battles, seed=seed, map_name=map_name)
@@ -63,7 +99,10 @@ def scripted_battles(map_name: str, *, battles: int, seed: int, shoot: bool = Tr
     obs, running, replaced = env.reset(), np.ones(battles, bool), 0
     while running.any():
         key, step_key = jax.random.split(key)
-        picks, state = act(step_key, state, obs.obs)
+        if team == "focus":
+            picks = focus_fire(env.units(), obs.avail_actions)  # [E, N]
+        else:
+            picks, state = act(step_key, state, obs.obs)
         picks = np.asarray(picks).astype(np.int64)  # [E, N]
         allowed = np.take_along_axis(obs.avail_actions, picks[..., None], axis=-1)[..., 0]
         alive = obs.avail_actions.sum(-1) > 1  # [E, N]: a dead ally can only stop
@@ -77,6 +116,7 @@ def scripted_battles(map_name: str, *, battles: int, seed: int, shoot: bool = Tr
         "map": map_name,
         "battles": battles,
         "seed": seed,
+        "team": team,
         "shoot": shoot,
         "win_rate": float(metrics["win_rate"].mean()),
         "allies_dead": float(metrics["allies_dead"].mean()),
@@ -90,11 +130,16 @@ def main(argv=None) -> int:
     parser.add_argument("--map", default="3m", help="SMAC map name, e.g. 3m, 2s3z")
     parser.add_argument("--battles", type=int, default=320)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-shoot", action="store_true", help="allies never attack")
+    parser.add_argument("--team", choices=("heuristic", "focus"), default="heuristic")
+    parser.add_argument("--no-shoot", action="store_true", help="heuristic allies never attack")
     args = parser.parse_args(argv)
     try:
         result = scripted_battles(
-            args.map, battles=args.battles, seed=args.seed, shoot=not args.no_shoot
+            args.map,
+            battles=args.battles,
+            seed=args.seed,
+            shoot=not args.no_shoot,
+            team=args.team,
         )
     except (ImportError, ValueError) as error:
         print(f"smax_scripted: error: {error}", file=sys.stderr)

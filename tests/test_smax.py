@@ -473,3 +473,24 @@ def test_step_restart_starts_ended_copies_as_a_reset_with_that_calls_seeds(jaxma
             fresh_obs = fresh_step.next_obs
             if (step.terminated | step.truncated)[ended].any():
                 break
+
+
+def test_focus_fire_attacks_the_weakest_enemy_and_walks_towards_it():
+    """scripts/smax_scripted.py --team focus on a hand-made state (no JAX): the team's pick is
+    the living enemy with least health; an ally with it in range attacks it, one with only
+    another enemy in range attacks that one, one with none walks towards the pick."""
+    from scripts.smax_scripted import FIRST_ATTACK, focus_fire
+
+    position = np.array([[[0, 0], [0, 2], [5, 0], [4, 0], [10, 0], [3, 3]]], float)  # [1, 6, 2]
+    health = np.array([[45, 45, 45, 45, 20, 5]], float)  # enemy 2 is weakest but dead
+    alive = np.array([[True, True, True, True, True, False]])
+    avail = np.zeros((1, 3, FIRST_ATTACK + 3), bool)  # [E, N, A]
+    avail[0, :, :FIRST_ATTACK] = True
+    avail[0, 0, FIRST_ATTACK + 0] = avail[0, 0, FIRST_ATTACK + 1] = True  # both in range
+    avail[0, 1, FIRST_ATTACK + 0] = True  # only enemy 0 in range
+    units = {"position": position, "health": health, "alive": alive}
+    picks = focus_fire(units, avail)  # ally 2 (at x=5) has enemy 1 (x=10) to its +x: move 1
+    assert picks.tolist() == [[FIRST_ATTACK + 1, FIRST_ATTACK + 0, 1]]
+    alive[0, 4], avail[0, 0, FIRST_ATTACK + 1] = False, False  # enemy 1 dies
+    health[0, 5], alive[0, 5] = 45, True  # enemies 0 and 2 tie: 0 is nearer the allies' centre
+    assert focus_fire(units, avail).tolist() == [[FIRST_ATTACK + 0, FIRST_ATTACK + 0, 3]]
