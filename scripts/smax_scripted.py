@@ -61,6 +61,7 @@ def heuristic_team(env, *, shoot: bool):
 # SMAX's discrete actions: moves +y, +x, -y, -x, then stop, then attack enemy j at 5 + j
 MOVES = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]])  # [4, 2]
 FIRST_ATTACK = 5
+TEAMS = ("heuristic", "focus")
 
 
 def focus_fire(units: dict[str, np.ndarray], avail: np.ndarray) -> np.ndarray:
@@ -93,15 +94,18 @@ def scripted_battles(
     allies per battle."""
     import jax
 
+    if team not in TEAMS:
+        raise ValueError(f"team: unknown '{team}'; valid choices: {', '.join(TEAMS)}")
     env = make_batched_env("smax", num_envs=battles, seed=seed, map_name=map_name)
-    act, state = heuristic_team(env, shoot=shoot)
+    if team == "heuristic":  # focus fire needs no JAX policy (and ignores ``shoot``)
+        act, state = heuristic_team(env, shoot=shoot)
     key = jax.random.PRNGKey(seed)
     obs, running, replaced = env.reset(), np.ones(battles, bool), 0
     while running.any():
-        key, step_key = jax.random.split(key)
         if team == "focus":
             picks = focus_fire(env.units(), obs.avail_actions)  # [E, N]
         else:
+            key, step_key = jax.random.split(key)
             picks, state = act(step_key, state, obs.obs)
         picks = np.asarray(picks).astype(np.int64)  # [E, N]
         allowed = np.take_along_axis(obs.avail_actions, picks[..., None], axis=-1)[..., 0]
@@ -130,7 +134,7 @@ def main(argv=None) -> int:
     parser.add_argument("--map", default="3m", help="SMAC map name, e.g. 3m, 2s3z")
     parser.add_argument("--battles", type=int, default=320)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--team", choices=("heuristic", "focus"), default="heuristic")
+    parser.add_argument("--team", choices=TEAMS, default="heuristic")
     parser.add_argument("--no-shoot", action="store_true", help="heuristic allies never attack")
     args = parser.parse_args(argv)
     try:
