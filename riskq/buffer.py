@@ -117,6 +117,9 @@ class ReplayBuffer:
         # every EpisodeBatch field, padded to the limit: [capacity, T(+1), ...]
         self.storage = episode_tensors(info, capacity, device=device)
         self.lengths = np.zeros(capacity, dtype=np.int64)  # valid steps of each stored episode
+        # steps written for each stored episode: its batch's width (>= its length, since a
+        # lock-step batch records every copy until the last one ends); zero beyond
+        self.widths = np.zeros(capacity, dtype=np.int64)
         self.cursor = 0
         self.size = 0
 
@@ -131,6 +134,7 @@ class ReplayBuffer:
             target[index] = 0
             target[index, : value.shape[1]] = value.to(target.device)
         self.lengths[slots] = batch.mask.sum(dim=1).cpu().numpy()
+        self.widths[slots] = batch.max_steps
         self.cursor = int((self.cursor + batch.batch_size) % self.capacity)
         self.size = min(self.size + batch.batch_size, self.capacity)
 
@@ -145,19 +149,45 @@ class ReplayBuffer:
         batch = EpisodeBatch(**{name: value[index] for name, value in self.storage.items()})
         return batch.truncate(steps)
 
+    def written(self, name: str) -> torch.Tensor:
+        """[size, T(+1)] bool: the entries of field ``name`` that ``add`` wrote for each stored
+        episode (its batch's width); every other entry is zero."""
+        layout = EPISODE_FIELDS[name]
+        entries = torch.arange(layout.entries(self.max_steps))  # [T(+1)]
+        widths = torch.as_tensor(self.widths[: self.size])  # [size]
+        return (entries[None] < widths[:, None] + int(layout.per_observation)).to(
+            self.storage[name].device
+        )
+
     def state_dict(self) -> dict:
-        """The stored episodes and counters, for exact resume."""
+        """The stored episodes and counters, for exact resume. Each field keeps only the
+        entries ``add`` wrote (``written``), packed as [sum of entries, *dims]: the padding up
+        to the episode limit is zero and is not saved (a 3m SMAX run's full buffer had 19 of
+        101 observation entries written per episode on average: a checkpoint ~5x smaller)."""
+        packed = {
+            name: value[: self.size][self.written(name)] for name, value in self.storage.items()
+        }
         return {
-            "storage": {name: value[: self.size].clone() for name, value in self.storage.items()},
+            "packed": packed,  # name -> [sum of written entries, *dims]
+            "widths": self.widths[: self.size].copy(),
             "lengths": self.lengths[: self.size].copy(),
             "cursor": self.cursor,
             "size": self.size,
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict``'s output; also reads the unpacked layout of earlier releases
+        (``storage``: every field padded to the limit)."""
         size = state["size"]
-        for name, value in state["storage"].items():
-            self.storage[name][:size] = value
+        self.size = size
+        if "packed" in state:
+            self.widths[:size] = state["widths"]
+            for name, value in state["packed"].items():
+                self.storage[name][:size] = 0
+                self.storage[name][:size][self.written(name)] = value.to(self.storage[name].device)
+        else:
+            self.widths[:size] = self.max_steps
+            for name, value in state["storage"].items():
+                self.storage[name][:size] = value
         self.lengths[:size] = state["lengths"]
         self.cursor = state["cursor"]
-        self.size = size

@@ -7,7 +7,7 @@ import torch
 
 from envs import make_batched_env
 from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
-from riskq.buffer import ReplayBuffer
+from riskq.buffer import EpisodeBatch, ReplayBuffer, episode_tensors
 from riskq.risk import make_risk_measure
 from riskq.runner import Runner, StreamingRunner, epsilon_greedy, linear_schedule
 
@@ -150,6 +150,53 @@ class Countdown(BatchedEnv):
         self.left = np.maximum(self.left - 1, 0)
         ended = running & (self.left == 0)
         return EnvStep(self._obs(), running.astype(np.float32), ended, np.zeros_like(ended))
+
+
+def _random_batch(info: EnvInfo, episodes: int, width: int, seed: int) -> EpisodeBatch:
+    """``episodes`` episodes recorded for ``width`` steps, every entry non-zero (as the
+    padding a lock-step batch records after a copy's own end), episode i valid for
+    max(width - i, 1) steps."""
+    gen = torch.Generator().manual_seed(seed)
+    fields = {
+        name: (torch.rand(value.shape, generator=gen) + 0.5).to(value.dtype)
+        for name, value in episode_tensors(info, episodes).items()
+    }
+    fields["mask"] = (
+        torch.arange(info.episode_limit)[None]
+        < torch.tensor([max(width - i, 1) for i in range(episodes)])[:, None]
+    )
+    return EpisodeBatch(**fields).truncate(width)
+
+
+def test_buffer_state_dict_packs_written_entries_and_restores_every_entry():
+    info = EnvInfo(n_agents=2, n_actions=3, obs_dim=4, state_dim=5, agent_feature_dim=0,
+                   episode_limit=6)  # fmt: skip
+    buffer = ReplayBuffer(capacity=7, info=info)
+    for seed, width in enumerate([6, 2, 4, 3]):  # 12 episodes into 7 slots: the ring wraps
+        buffer.add(_random_batch(info, 3, width, seed))
+    # slots 0-2 hold batch 0, 3-5 batch 1; batch 2 overwrites 6, 0, 1 and batch 3 2, 3, 4
+    assert buffer.widths.tolist() == [4, 4, 3, 3, 3, 2, 4]
+    assert buffer.lengths.tolist() == [3, 2, 3, 2, 1, 1, 4]
+    state = buffer.state_dict()
+    assert state["packed"]["actions"].shape == (23, 2)  # sum of widths, not 7 x 6
+    assert state["packed"]["obs"].shape == (30, 2, 4)  # one more observation per episode
+    restored = ReplayBuffer(capacity=7, info=info)
+    restored.load_state_dict(state)
+    for name, value in buffer.storage.items():
+        assert torch.equal(restored.storage[name], value), name
+    assert np.array_equal(restored.widths, buffer.widths)
+    assert (restored.cursor, restored.size) == (buffer.cursor, buffer.size) == (5, 7)
+    # the unpacked layout of earlier releases (every field padded to the limit) still loads
+    old = {
+        "storage": {name: value.clone() for name, value in buffer.storage.items()},
+        "lengths": buffer.lengths.copy(),
+        "cursor": buffer.cursor,
+        "size": buffer.size,
+    }
+    from_old = ReplayBuffer(capacity=7, info=info)
+    from_old.load_state_dict(old)
+    for name, value in buffer.storage.items():
+        assert torch.equal(from_old.storage[name], value), name
 
 
 def streaming_runner(env: BatchedEnv) -> StreamingRunner:
