@@ -95,10 +95,29 @@ def run_status(run_dir: Path) -> str:
     return str(summary.get("status", "complete"))
 
 
+def checkpoint_progress(run_dir: Path) -> str:
+    """Where ``resume=`` would continue an incomplete run, from its summary.json: e.g.
+    ``checkpoint at 250000 of 300000 env steps``, ``no checkpoint``, or "" (not recorded)."""
+    try:
+        summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return ""
+    if "checkpoint_t_env" not in summary:  # written by an earlier release
+        return ""
+    if summary["checkpoint_t_env"] is None:
+        return "no checkpoint"
+    return f"checkpoint at {summary['checkpoint_t_env']} of {summary.get('t_max')} env steps"
+
+
 def incomplete_note(incomplete: list[tuple[Path, str]], *, where: str) -> str:
-    """One line listing the runs left out of ``where``, e.g. the final table."""
-    shown = {"running": "running or killed"}  # a killed run cannot update its summary
-    listed = ", ".join(f"{path} ({shown.get(status, status)})" for path, status in incomplete)
+    """One line listing the runs left out of ``where``, e.g. the final table, each with its
+    status and, where recorded, its last checkpoint (``checkpoint_progress``)."""
+    shown = {"running": "running or killed"}  # a killed run cannot update its status
+    details = [
+        (path, filter(None, [shown.get(status, status), checkpoint_progress(path)]))
+        for path, status in incomplete
+    ]
+    listed = ", ".join(f"{path} ({'; '.join(parts)})" for path, parts in details)
     plural = "run" if len(incomplete) == 1 else "runs"
     return f"{len(incomplete)} incomplete {plural} left out of {where}: {listed}"
 

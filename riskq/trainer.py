@@ -15,6 +15,7 @@ that fails raises ``RunFailed`` (``riskq.errors``) after marking its summary fai
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,19 @@ def iteration(
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    """Replace ``summary.json`` atomically (a temporary file, then a rename), so a run killed
+    while writing it keeps the previous summary whole."""
+    path = run_dir / SUMMARY_FILE
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def progress_summary(status: str, counters: Counters, t_max: int, saved: int | None) -> dict:
+    """summary.json of a run that has not completed: its status, env steps so far and the
+    env step of its last checkpoint (``checkpoint_t_env``, what ``resume=`` continues from;
+    None before the first)."""
+    return {"status": status, "t_env": counters.t_env, "t_max": t_max, "checkpoint_t_env": saved}
 
 
 def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | None = None) -> dict:
@@ -172,7 +185,7 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | Non
     counters = Counters() if state is None else restore(exp, state, run_dir)
     saved_step = None if state is None else counters.t_env  # of the last good checkpoint
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_summary(run_dir, {"status": "running", "t_env": counters.t_env, "t_max": cfg.t_max})
+    write_summary(run_dir, progress_summary("running", counters, cfg.t_max, saved_step))
     logger = RunLogger(
         run_dir, total_steps=cfg.t_max, start_step=counters.t_env, progress=cfg.progress
     )
@@ -197,21 +210,21 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | Non
                     iteration(exp, cfg, counters, finish=True)
                 save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
                 saved_step = counters.t_env
+                # a run killed from here on still says where resume= continues it
+                write_summary(run_dir, progress_summary("running", counters, cfg.t_max, saved_step))
             logger.advance(counters.t_env, {"eval_return": latest.get("eval/return_mean", np.nan)})
         final_rollout, final = evaluate(exp.eval_runner, seed=eval_seed)
         logger.log(counters.t_env, final, final=True)
         save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
     except RunFailed as error:
-        progress = {"t_env": counters.t_env, "t_max": cfg.t_max, "updates": exp.learner.updates}
-        write_summary(run_dir, {"status": "failed", "error": str(error), **progress})
+        failed = progress_summary("failed", counters, cfg.t_max, saved_step)
+        write_summary(run_dir, {**failed, "error": str(error), "updates": exp.learner.updates})
         kept = "no checkpoint was written before"
         if saved_step is not None:
             kept = f"{checkpoint_path} keeps env step {saved_step}"
         raise RunFailed(f"{error}; {kept}; {run_dir / SUMMARY_FILE} marks the run failed") from None
     except KeyboardInterrupt:
-        write_summary(
-            run_dir, {"status": "interrupted", "t_env": counters.t_env, "t_max": cfg.t_max}
-        )
+        write_summary(run_dir, progress_summary("interrupted", counters, cfg.t_max, saved_step))
         raise
     finally:
         logger.close()

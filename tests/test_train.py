@@ -19,6 +19,7 @@ from riskq.config import AlgoConfig
 from riskq.experiment import build_experiment
 from riskq.mixers import MIXERS
 from riskq.risk import make_risk_measure
+from riskq.run_dir import incomplete_note, run_status
 from riskq.trainer import learning_rate, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,8 +149,46 @@ def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130
     assert err.strip() == "riskq-train: interrupted"
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
     assert checkpoint.exists() and not (run_dir / ".riskq.lock").exists()
+    saved = torch.load(checkpoint, weights_only=False)["counters"]["t_env"]
+    assert summary["checkpoint_t_env"] == saved and summary["t_env"] >= saved
+
+
+def test_a_killed_run_says_where_its_checkpoint_is(tmp_path):
+    """SIGKILL leaves no chance to write a status: summary.json, rewritten after every
+    checkpoint, still says how far resume= will continue, and the tables' note shows it."""
+    run_dir = tmp_path / "run"
+    args = ["env=macn", "t_max=10000000", "checkpoint_interval=3000", "progress=false"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "riskq.cli.train", *args, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    summary_path = run_dir / "summary.json"
+
+    def recorded_checkpoint():
+        try:
+            return json.loads(summary_path.read_text()).get("checkpoint_t_env")
+        except (OSError, ValueError):
+            return None
+
+    deadline = time.monotonic() + 240
+    while recorded_checkpoint() is None and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.kill()
+    process.communicate(timeout=60)
+    summary = json.loads(summary_path.read_text())
+    saved = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["counters"]
+    assert summary["status"] == "running"
+    assert summary["checkpoint_t_env"] == saved["t_env"] > 0
+    note = incomplete_note([(run_dir, run_status(run_dir))], where="the table")
+    expected = f"running or killed; checkpoint at {saved['t_env']} of 10000000 env steps"
+    assert note == f"1 incomplete run left out of the table: {run_dir} ({expected})"
 
 
 def test_missing_checkpoint_in_eval_is_a_one_line_error(tmp_path):
