@@ -129,17 +129,29 @@ def test_bad_input_is_a_one_line_error_and_leaves_no_run_dir(tmp_path, args, mes
     assert not run_dir.exists()
 
 
-def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
-    run_dir = tmp_path / "run"
-    args = ["env=macn", "t_max=10000000", "checkpoint_interval=200", "progress=false"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "riskq.cli.train", *args, f"hydra.run.dir={run_dir}"],
+def start_long_run(run_dir: Path, checkpoint_interval: int) -> subprocess.Popen:
+    """riskq-train on MACN with a budget it will not reach, in the background."""
+    args = ["env=macn", "t_max=10000000", f"checkpoint_interval={checkpoint_interval}"]
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "riskq.cli.train",
+            *args,
+            "progress=false",
+            f"hydra.run.dir={run_dir}",
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_long_run(run_dir, checkpoint_interval=200)
     checkpoint = run_dir / "checkpoints" / "latest.pt"
     deadline = time.monotonic() + 240
     while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
@@ -160,15 +172,7 @@ def test_a_killed_run_says_where_its_checkpoint_is(tmp_path):
     """SIGKILL leaves no chance to write a status: summary.json, rewritten after every
     checkpoint, still says how far resume= will continue, and the tables' note shows it."""
     run_dir = tmp_path / "run"
-    args = ["env=macn", "t_max=10000000", "checkpoint_interval=3000", "progress=false"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "riskq.cli.train", *args, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_long_run(run_dir, checkpoint_interval=3000)
     summary_path = run_dir / "summary.json"
 
     def recorded_checkpoint():
