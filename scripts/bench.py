@@ -166,7 +166,7 @@ def raw_smax_stepper(map_name: str, copies: int) -> Callable[[int], tuple[int, f
     ``run(calls) -> (env steps, seconds)``, to be timed in turn with riskq's runners."""
     import jax
 
-    from envs.smax import import_jaxmarl
+    from envs.smax_jax import import_jaxmarl
 
     jaxmarl = import_jaxmarl(map_name)
     from jaxmarl.environments.smax import map_name_to_scenario

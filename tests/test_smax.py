@@ -56,8 +56,8 @@ def make(seed: int = 0, num_envs: int = E, **overrides) -> envs.BatchedEnv:
 
 
 def normalised(world: np.ndarray) -> np.ndarray:
-    """3m's raw world state [S] -> what the adapter reports (envs.smax.world_state_normaliser)."""
-    from envs.smax import world_state_normaliser
+    """3m's raw world state [S] -> what the adapter reports (``world_state_normaliser``)."""
+    from envs.smax_jax import world_state_normaliser
 
     norm = world_state_normaliser(
         units=6, feature_dim=10, unit_types=UNIT_TYPES, map_size=MAP_SIZE, max_cooldown=1.87
@@ -66,7 +66,7 @@ def normalised(world: np.ndarray) -> np.ndarray:
 
 
 def test_world_state_normaliser_brings_positions_cooldowns_and_types_to_unit_scale():
-    from envs.smax import world_state_normaliser
+    from envs.smax_jax import world_state_normaliser
 
     norm = world_state_normaliser(
         units=2, feature_dim=10, unit_types=6, map_size=(32.0, 16.0), max_cooldown=2.0
