@@ -54,11 +54,7 @@ from typing import Any
 import numpy as np
 
 from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep, StepRestart
-from envs.smax_jax import (
-    NAME,
-    dynamics,
-    unpack,
-)
+from envs.smax_jax import NAME, dynamics, unpack
 
 METRIC_NAMES = ("win_rate", "allies_dead", "enemies_killed")
 ATTACK_MODES = ("closest", "random")  # targets of the heuristic enemies, JaxMARL's choices
