@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import torch
 
@@ -28,15 +31,23 @@ def mismatch(error: Exception, location: str | Path) -> CheckpointError:
     )
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` via a temporary file, fsync and an atomic rename."""
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """A handle whose content replaces ``path`` only once it is whole: written to a temporary
+    file beside it, fsynced and renamed over ``path`` when the block ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as handle:
-        torch.save(state, handle)
+    with tmp.open(mode) as handle:
+        yield handle
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically (``atomic_file``)."""
+    with atomic_file(path) as handle:
+        torch.save(state, handle)
 
 
 def resolve_checkpoint(location: str | Path) -> Path:

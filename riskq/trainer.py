@@ -15,7 +15,6 @@ that fails raises ``RunFailed`` (``riskq.errors``) after marking its summary fai
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from riskq.checkpoint import (
     CHECKPOINT_DIR,
     LATEST,
     MISMATCH_ERRORS,
+    atomic_file,
     load_checkpoint,
     mismatch,
     save_checkpoint,
@@ -156,12 +156,10 @@ def iteration(
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
-    """Replace ``summary.json`` atomically (a temporary file, then a rename), so a run killed
-    while writing it keeps the previous summary whole."""
-    path = run_dir / SUMMARY_FILE
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Replace ``summary.json`` atomically, so a run killed while writing it keeps the previous
+    summary whole."""
+    with atomic_file(run_dir / SUMMARY_FILE, "w") as handle:
+        handle.write(json.dumps(summary, indent=2) + "\n")
 
 
 def progress_summary(status: str, counters: Counters, t_max: int, saved: int | None) -> dict:
