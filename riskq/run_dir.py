@@ -109,15 +109,17 @@ def checkpoint_progress(run_dir: Path) -> str:
     return f"checkpoint at {summary['checkpoint_t_env']} of {summary.get('t_max')} env steps"
 
 
+def incomplete_detail(run_dir: Path, status: str) -> str:
+    """An incomplete run's status and, where recorded, its last checkpoint, e.g. ``running or
+    killed; checkpoint at 250000 of 300000 env steps`` (``checkpoint_progress``)."""
+    shown = {"running": "running or killed"}  # a killed run cannot update its status
+    return "; ".join(filter(None, [shown.get(status, status), checkpoint_progress(run_dir)]))
+
+
 def incomplete_note(incomplete: list[tuple[Path, str]], *, where: str) -> str:
     """One line listing the runs left out of ``where``, e.g. the final table, each with its
-    status and, where recorded, its last checkpoint (``checkpoint_progress``)."""
-    shown = {"running": "running or killed"}  # a killed run cannot update its status
-    details = [
-        (path, filter(None, [shown.get(status, status), checkpoint_progress(path)]))
-        for path, status in incomplete
-    ]
-    listed = ", ".join(f"{path} ({'; '.join(parts)})" for path, parts in details)
+    ``incomplete_detail``."""
+    listed = ", ".join(f"{path} ({incomplete_detail(path, status)})" for path, status in incomplete)
     plural = "run" if len(incomplete) == 1 else "runs"
     return f"{len(incomplete)} incomplete {plural} left out of {where}: {listed}"
 
