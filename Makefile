@@ -4,9 +4,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,mpe,sisl,lbforaging,rware,sweep,plot,smax
+EXTRAS := dev,mpe,sisl,lbforaging,rware,sweep,plot,smax,docs
 
-.PHONY: install train test lint bench clean
+.PHONY: install train test lint docs bench clean
 
 install: $(VENV)/.installed
 
@@ -26,8 +26,12 @@ test: install
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# the documentation site into site/; --strict: any broken link or reference fails the build
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: install
 	$(BIN)/python scripts/bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
