@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from riskq.experiment import build_experiment
 from riskq.labels import canonical_risk, register_resolvers
 from riskq.resume import check_same_experiment, checkpoint_step, resume_dir
 from riskq.run_dir import RunLock, existing_run_files, run_status
+from riskq.stopping import STOP
 from riskq.trainer import restore, train
 
 register_configs()
@@ -108,17 +107,12 @@ def train_from_config(raw: DictConfig) -> None:
         print(json.dumps({"run_dir": str(run_dir), **shown}, indent=2))
 
 
-def interrupt_on_sigterm(signum: int, frame) -> None:
-    """SIGTERM (``kill``, a cluster's time limit) stops a run as Ctrl-C does: summary.json
-    says ``interrupted`` and the last checkpoint stays, so ``resume=<run dir>`` continues it."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
 def run(raw: DictConfig) -> None:
-    """The task function that Hydra calls."""
-    if threading.current_thread() is threading.main_thread():  # signals go to the main thread
-        signal.signal(signal.SIGTERM, interrupt_on_sigterm)
+    """The task function that Hydra calls. SIGINT and SIGTERM stop the run (``riskq.stopping``):
+    summary.json says ``interrupted`` and the last checkpoint stays, so ``resume=<run dir>``
+    continues it; repeated signals while it stops are ignored."""
+    STOP.install()
     with job_errors("riskq-train"):
         train_from_config(raw)
 
