@@ -101,6 +101,9 @@ class AlgoConfig:
     # greedy choice unchanged (they are positively homogeneous) but brings MACF's values, which
     # span -60 .. -2e4, towards the range the Huber threshold (1) and the clip (10) are set for.
     reward_scale: float = 1.0
+    # Key of riskq.experiment.LEARNERS: "fast" (riskq.learner, the default) or "reference"
+    # (riskq.reference: the same update written plainly, slower; the same numbers).
+    update: str = "fast"
 
 
 @dataclass

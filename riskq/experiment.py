@@ -21,9 +21,12 @@ from riskq.learner import Learner
 from riskq.mixers import MIXERS, make_mixer
 from riskq.networks import RecurrentQuantileAgent, agent_input_dim
 from riskq.optim import OPTIMISERS
+from riskq.reference import ReferenceLearner
 from riskq.risk import RiskMeasure, empirical_risk, make_risk_measure
 from riskq.runner import RUNNERS, Rollout, Runner
 
+# algo.update -> the learner class: the fast update or the plain one it optimises (same numbers)
+LEARNERS: dict[str, type[ReferenceLearner]] = {"fast": Learner, "reference": ReferenceLearner}
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes use their own, fixed random stream
 RETURN_RISKS = (("cvar", 0.1), ("cvar", 0.2), ("var", 0.1), ("var", 0.2))
 
@@ -59,6 +62,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(
             f"algo.mixer: unknown mixer '{cfg.algo.mixer}'; valid choices: {', '.join(MIXERS)}"
         )
+    if cfg.algo.update not in LEARNERS:
+        name, choices = cfg.algo.update, ", ".join(LEARNERS)
+        raise ValueError(f"algo.update: unknown '{name}'; valid choices: {choices}")
     if cfg.algo.optimiser not in OPTIMISERS:
         name, choices = cfg.algo.optimiser, ", ".join(OPTIMISERS)
         raise ValueError(f"algo.optimiser: unknown '{name}'; valid choices: {choices}")
@@ -86,7 +92,7 @@ class Experiment:
     runner: Runner
     eval_runner: Runner
     buffer: ReplayBuffer | None
-    learner: Learner
+    learner: ReferenceLearner  # LEARNERS[algo.update]
     sample_rng: np.random.Generator
 
 
@@ -125,7 +131,7 @@ def build_experiment(cfg: TrainConfig, *, with_buffer: bool = True) -> Experimen
     env = make_env(cfg, num_envs=cfg.num_envs, seed=cfg.seed)
     eval_env = make_env(cfg, num_envs=cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
     agent, mixer = build_networks(cfg, env, risk_fn, device)
-    learner = Learner(
+    learner = LEARNERS[cfg.algo.update](
         agent=agent, mixer=mixer, risk_fn=risk_fn, cfg=cfg.algo, n_actions=env.info.n_actions
     )
     runner = RUNNERS[cfg.collection](

@@ -1,4 +1,13 @@
-"""The learner: one update = targets, loss, optimiser step, target sync (CONVENTIONS.md section 5).
+"""The fast learner: ``riskq.reference``'s update, optimised (CONVENTIONS.md section 5).
+
+One update = targets, loss, optimiser step, target sync, as in ``riskq.reference``, which
+writes the update out plainly and which ``algo.update=reference`` trains with. ``Learner`` is
+``ReferenceLearner`` with faster steps and the same numbers: both networks' GRUs in one time
+loop with a hand-written backward (``riskq.kernels``), the head evaluated for the taken actions
+only, a vectorised TD(lambda) (``riskq.targets``), a fused quantile Huber loss
+(``riskq.quantiles``), one target sample for one-step games, and one flat parameter tensor for
+the clip and the optimiser (``riskq.optim``). tests/test_learner_equivalence.py checks it
+against ``riskq.reference``: targets, loss and every gradient, and short training runs.
 
 Distributional mixers are trained with the quantile Huber loss between the predicted joint
 quantiles and TD(lambda) target samples built with double-Q risk-greedy selection;
@@ -8,47 +17,23 @@ Shapes: B batch, T steps, N agents, A actions, K quantiles, K' joint quantiles (
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-
 import torch
 
 from riskq.buffer import EpisodeBatch
-from riskq.config import AlgoConfig
 from riskq.kernels import retain_freed_memory, sort_quantiles, sort_quantiles_
-from riskq.networks import (
-    RecurrentQuantileAgent,
-    build_agent_inputs,
-    previous_actions_onehot,
-    sequence_features,
-)
-from riskq.optim import build_optimiser
+from riskq.networks import sequence_features
+from riskq.optim import Optimiser, build_optimiser
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
-from riskq.risk import RiskMeasure
+from riskq.reference import (
+    ReferenceLearner,
+    agent_inputs,
+    masked_mean,
+    scale_rewards,
+    step_weights,
+)
 from riskq.targets import masked_argmax, td_lambda_targets
 
-
-def agent_inputs(batch: EpisodeBatch, n_actions: int) -> torch.Tensor:
-    """Per-step agent inputs of a batch: [B, T+1, N, O + A + N] (last action zero at t = 0)."""
-    last = previous_actions_onehot(batch.actions, n_actions)  # [B, T+1, N, A]
-    return build_agent_inputs(batch.obs, last)  # [B, T+1, N, I]
-
-
-def step_weights(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Weights [B, T] of a mean over the valid steps of mask [B, T]: 1 / (valid steps) or 0."""
-    weights = mask.to(dtype)  # [B, T]
-    return weights / weights.sum().clamp(min=1.0)
-
-
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of values [B, T, ...] over valid steps mask [B, T] (trailing dims averaged)."""
-    per_step = values.flatten(2).mean(-1) if values.dim() > 2 else values  # [B, T]
-    return (per_step * step_weights(mask, per_step.dtype)).sum()
-
-
-def scale_rewards(batch: EpisodeBatch, scale: float) -> EpisodeBatch:
-    """The batch with rewards [B, T] multiplied by ``scale`` (the same batch when it is 1)."""
-    return batch if scale == 1.0 else dataclasses.replace(batch, reward=batch.reward * scale)
+__all__ = ["Learner", "agent_inputs", "flatten_parameters"]
 
 
 def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
@@ -68,30 +53,19 @@ def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
     return flat
 
 
-class Learner:
-    """Owns the online and target networks and their optimiser."""
+class Learner(ReferenceLearner):
+    """``ReferenceLearner`` with the fast steps (module docstring); ``algo.update=fast``."""
 
-    def __init__(
-        self,
-        *,
-        agent: RecurrentQuantileAgent,
-        mixer: torch.nn.Module,
-        risk_fn: RiskMeasure,
-        cfg: AlgoConfig,
-        n_actions: int,
-    ) -> None:
-        self.agent, self.mixer, self.risk_fn, self.cfg = agent, mixer, risk_fn, cfg
-        self.n_actions = n_actions
-        self.target_agent = copy.deepcopy(agent).requires_grad_(False)
-        self.target_mixer = copy.deepcopy(mixer).requires_grad_(False)
-        self.params = [*agent.parameters(), *mixer.parameters()]
-        self.flat_params = flatten_parameters(self.params)  # one tensor for clip and optimiser
-        self.optimiser = build_optimiser(self.flat_params, cfg)  # algo.optimiser
-        self.episodes_at_sync = 0
-        self.updates = 0
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
         self._tau: dict[tuple, torch.Tensor] = {}  # quantile_fractions' cache
         if self.params[0].device.type == "cpu":
             retain_freed_memory()  # big per-update temporaries: no page faults after the first
+
+    def build_optimiser(self) -> Optimiser:
+        """``riskq.optim``'s optimiser over one flat tensor holding every parameter."""
+        self.flat_params = flatten_parameters(self.params)  # one tensor for clip and optimiser
+        return build_optimiser(self.flat_params, self.cfg)  # algo.optimiser
 
     def mix(self, mixer: torch.nn.Module, quantiles: torch.Tensor, batch: EpisodeBatch, steps):
         """Joint quantiles of chosen-action quantiles [B, T', N, K] at time slice ``steps``."""
@@ -209,16 +183,11 @@ class Learner:
         trailing = () if self.mixer.joint else (self.agent.n_agents,)
         return batch.reward.view(*batch.reward.shape, *(1,) * len(trailing), 1)  # [B, T, (N,) 1]
 
-    def update(self, batch: EpisodeBatch, *, episodes_seen: int) -> dict[str, float]:
-        """One gradient step on ``batch``; returns scalar metrics for the logger (loss and grad
-        norm in the learner's units, ``joint_mean`` and ``target_mean`` in the env's)."""
-        loss, predicted, targets = self.objective(batch)
-        grad_norm = self.step(loss)  # 3. optimiser step
-        # 4. target sync (hard, every target_update_interval episodes)
-        if episodes_seen - self.episodes_at_sync >= self.cfg.target_update_interval:
-            self.sync_targets(episodes_seen)
-        pair = torch.stack([predicted.detach(), targets.expand_as(predicted)])  # [2, B, T, ...]
-        weights = step_weights(batch.mask, pair.dtype)  # [B, T]
+    def metrics(self, loss, grad_norm, predicted, targets, mask) -> dict[str, float]:
+        """``ReferenceLearner.metrics`` in one copy from the tensors (targets may be one
+        sample, [B, T, (N,) 1])."""
+        pair = torch.stack([predicted, targets.expand_as(predicted)])  # [2, B, T, ...]
+        weights = step_weights(mask, pair.dtype)  # [B, T]
         means = (pair.flatten(3).mean(-1) * weights).sum((1, 2))  # joint, target: [2]
         means = means / self.cfg.reward_scale  # in the env's reward units
         metrics = torch.cat([torch.stack([loss.detach(), grad_norm]), means]).tolist()  # one copy
@@ -235,28 +204,3 @@ class Learner:
     def set_learning_rate(self, lr: float) -> None:
         """The optimiser's step size from the next update on (a schedule's value)."""
         self.optimiser.lr = lr
-
-    def sync_targets(self, episodes_seen: int) -> None:
-        self.target_agent.load_state_dict(self.agent.state_dict())
-        self.target_mixer.load_state_dict(self.mixer.state_dict())
-        self.episodes_at_sync = episodes_seen
-
-    def state_dict(self) -> dict:
-        return {
-            "agent": self.agent.state_dict(),
-            "mixer": self.mixer.state_dict(),
-            "target_agent": self.target_agent.state_dict(),
-            "target_mixer": self.target_mixer.state_dict(),
-            "optimiser": self.optimiser.state_dict(),
-            "episodes_at_sync": self.episodes_at_sync,
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.agent.load_state_dict(state["agent"])
-        self.mixer.load_state_dict(state["mixer"])
-        self.target_agent.load_state_dict(state["target_agent"])
-        self.target_mixer.load_state_dict(state["target_mixer"])
-        self.optimiser.load_state_dict(state["optimiser"])
-        self.episodes_at_sync = state["episodes_at_sync"]
-        self.updates = state["updates"]

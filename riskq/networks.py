@@ -8,6 +8,11 @@ default; ``shared=False`` gives every agent its own copy (same API). ``zero_head
 the output layer at zero: every action's quantiles are 0 before the first update, so the
 untrained greedy action is each agent's first one (a known starting point for demos).
 
+``riskq.reference.agent_quantiles`` runs this network plainly (``nn.GRU`` over each agent's
+sequence, the full head, ``torch.sort``); the GRU paths below (``sequence_features``, the
+kernels of ``riskq.kernels``) are an optimisation of it, checked against it by
+tests/test_learner_equivalence.py.
+
 Entry points with identical maths:
 - ``step`` for acting, one time step with an explicit hidden state;
 - ``forward`` for whole padded episodes [B, T, ...] from a zero hidden state;

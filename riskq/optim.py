@@ -1,5 +1,10 @@
 """Optimisers for the learner's one flat parameter tensor, written out.
 
+Speed machinery: an optimisation of ``riskq.reference``, whose update steps ``torch.optim``'s
+RMSprop or Adam over the parameter list (``algo.update=reference``); the fast learner steps
+these over one flat tensor with the same numbers (tests/test_learner_equivalence.py checks
+both, and training runs under the two switches).
+
 The learner steps a single flat parameter [P] (``riskq.learner.flatten_parameters``). torch's
 ``torch.optim`` classes do the same maths, but building one imports ``torch._dynamo`` (its
 methods are wrapped to keep the compiler out), which costs seconds at every start-up: more

@@ -1,23 +1,28 @@
-"""The optimised learner update against a plain implementation of the same maths.
+"""The fast update (``algo.update=fast``: riskq.learner, riskq.kernels, riskq.optim) against
+the reference update it optimises (``algo.update=reference``: riskq.reference, plain torch ops).
 
-The plain update below is written for reading, not speed: every action's quantiles from
-``nn.GRU`` with autograd, all of them sorted, risk-greedy selection by the online network, the
-target network's quantiles gathered at that action, mixed, TD(lambda) by a loop over time, and
-the quantile Huber loss (squared TD error for expected-value mixers) from its formula. Same
-batch, same weights: the loss and every parameter gradient must agree to 1e-5.
+Same batch, same weights: the targets, the predicted joint quantiles, the loss and every
+parameter gradient agree to 1e-5 (1e-10 in float64), for every algorithm config; short
+training runs under the two switches end with the same parameters; each kernel agrees with
+the plain op it replaces.
 """
 
 import copy
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from budgets import TINY
 
-from riskq import kernels
+from riskq import kernels, reference
+from riskq.checkpoint import load_checkpoint
 from riskq.cli.compose import compose_config
 from riskq.config import AlgoConfig
-from riskq.experiment import build_experiment
+from riskq.experiment import LEARNERS, build_experiment
 from riskq.kernels import (
     SHORT_SEQUENCE_STEPS,
     action_head,
@@ -25,9 +30,11 @@ from riskq.kernels import (
     gru_steps,
     sort_quantiles,
 )
+from riskq.mixers import MIXERS
 from riskq.optim import OPTIMISERS, build_optimiser
 from riskq.quantiles import quantile_huber_loss, quantile_midpoints
 from riskq.targets import td_lambda_targets
+from riskq.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))
@@ -35,88 +42,11 @@ TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
 TIGHT = {"atol": 1e-10, "rtol": 1e-8}  # float64: catches a 0.1% error in any gradient path
 
 
-# ----------------------------------------------------------------------------- plain update
-def plain_inputs(batch, n_actions: int) -> torch.Tensor:
-    """[B, T+1, N, O + A + N]: observation, one-hot last action (zero at t = 0), agent id."""
-    onehot = torch.nn.functional.one_hot(batch.actions, n_actions).to(batch.obs.dtype)
-    last = torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)
-    batch_size, steps, n_agents, _ = batch.obs.shape
-    ids = torch.eye(n_agents, dtype=batch.obs.dtype).expand(batch_size, steps, n_agents, n_agents)
-    return torch.cat([batch.obs, last, ids], dim=-1)
-
-
-def plain_quantiles(agent, inputs: torch.Tensor) -> torch.Tensor:
-    """Every action's quantiles [B, T, N, A, K], sorted, through nn.GRU and the full head."""
-    batch_size, steps, n_agents, _ = inputs.shape
-    outputs = []
-    for i in range(n_agents):
-        core = agent.cores[0 if agent.shared else i]
-        encoded = torch.relu(core.encoder(inputs[:, :, i]))  # [B, T, H]
-        start = torch.zeros(1, batch_size, agent.hidden_dim, dtype=inputs.dtype)
-        sequence, _ = core.gru(encoded.transpose(0, 1), start)  # time-major GRU
-        outputs.append(core.head(sequence.transpose(0, 1)))  # [B, T, A*K]
-    stacked = torch.stack(outputs, dim=2)
-    quantiles = stacked.view(batch_size, steps, n_agents, agent.n_actions, agent.n_quantiles)
-    return torch.sort(quantiles, dim=-1).values
-
-
-def plain_td_lambda(reward, terminated, mask, next_values, gamma, td_lambda):
-    """The backward recursion over time, one step at a time."""
-    extra = (1,) * (next_values.dim() - 2)
-    targets = torch.empty_like(next_values)
-    following = next_values[:, -1]
-    for t in reversed(range(reward.shape[1])):
-        discount = gamma * (1.0 - terminated[:, t].to(next_values.dtype)).view(-1, *extra)
-        blended = (1 - td_lambda) * next_values[:, t] + td_lambda * following
-        targets[:, t] = reward[:, t].view(-1, *extra) + discount * blended
-        if t > 0:
-            valid = mask[:, t].view(-1, *extra)
-            following = torch.where(valid, targets[:, t], next_values[:, t - 1])
-    return targets
-
-
-def plain_quantile_huber(pred, target, kappa):
-    """sum_k mean_j |tau_k - 1{td < 0}| Huber(td), td = target_j - pred_k."""
-    tau = (torch.arange(pred.shape[-1], dtype=pred.dtype) + 0.5) / pred.shape[-1]
-    td = target.unsqueeze(-2) - pred.unsqueeze(-1)  # [..., K, J]
-    weight = (tau.unsqueeze(-1) - (td < 0).to(td.dtype)).abs()
-    huber = torch.where(td.abs() <= kappa, 0.5 * td * td, kappa * (td.abs() - 0.5 * kappa))
-    return (weight * huber).mean(-1).sum(-1)
-
-
-def plain_mix(mixer, quantiles, batch, steps):
-    features = batch.agent_features[:, steps]
-    return mixer(quantiles, batch.state[:, steps], features if features.shape[-1] else None)
-
-
-def plain_objective(learner, batch):
-    """(loss, predicted, targets) of one update, computed plainly."""
-    cfg, dtype = learner.cfg, batch.obs.dtype
-    inputs = plain_inputs(batch, learner.n_actions)  # [B, T+1, N, I]
-    online = plain_quantiles(learner.agent, inputs)  # [B, T+1, N, A, K] sorted
-    with torch.no_grad():
-        weights = learner.risk_fn.weights(online.shape[-1], dtype=dtype)  # [K]
-        psi = (online[:, 1:] * weights).sum(-1)  # [B, T, N, A]
-        psi = psi.masked_fill(~batch.avail_actions[:, 1:], float("-inf"))
-        greedy = psi.argmax(-1, keepdim=True)  # [B, T, N, 1]
-        target_all = plain_quantiles(learner.target_agent, inputs)[:, 1:]
-        index = greedy.unsqueeze(-1).expand(*greedy.shape, target_all.shape[-1])
-        target_quantiles = target_all.gather(-2, index).squeeze(-2)  # [B, T, N, K]
-        next_values = plain_mix(learner.target_mixer, target_quantiles, batch, slice(1, None))
-        reward = batch.reward * cfg.reward_scale  # the learner's units
-        targets = plain_td_lambda(
-            reward, batch.terminated, batch.mask, next_values, cfg.gamma, cfg.td_lambda
-        )
-    taken = batch.actions[..., None, None].expand(*batch.actions.shape, 1, online.shape[-1])
-    chosen = online[:, :-1].gather(-2, taken).squeeze(-2)  # [B, T, N, K]
-    predicted = plain_mix(learner.mixer, chosen, batch, slice(None, -1))
-    if learner.mixer.distributional:
-        per_step = plain_quantile_huber(predicted, targets, cfg.huber_kappa)
-    else:
-        per_step = (predicted - targets).pow(2).squeeze(-1)
-    per_step = per_step.flatten(2).mean(-1) if per_step.dim() > 2 else per_step  # [B, T]
-    weights = batch.mask.to(dtype)
-    return (per_step * weights).sum() / weights.sum(), predicted, targets
+def reference_objective(learner, batch):
+    """(loss, predicted, targets) of riskq.reference with ``learner``'s networks."""
+    return reference.objective(
+        batch, networks=learner.networks, risk_fn=learner.risk_fn, cfg=learner.cfg
+    )
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -164,15 +94,15 @@ def gradients(learner, loss) -> dict[str, torch.Tensor]:
 
 
 def assert_same_update(learner, batch, tolerance=TOLERANCE):
-    plain_loss, plain_predicted, plain_targets = plain_objective(learner, batch)
+    reference_loss, reference_predicted, reference_targets = reference_objective(learner, batch)
     loss, predicted, targets = learner.objective(batch)
     valid = batch.mask
     if targets.shape[-1] == 1:  # one sample stands for K equal ones (one-step games: G = r)
-        targets = targets.expand_as(plain_targets)
-    torch.testing.assert_close(targets[valid], plain_targets[valid], **tolerance)
-    torch.testing.assert_close(predicted[valid], plain_predicted[valid], **tolerance)
-    torch.testing.assert_close(loss, plain_loss, **tolerance)
-    expected, got = gradients(learner, plain_loss), gradients(learner, loss)
+        targets = targets.expand_as(reference_targets)
+    torch.testing.assert_close(targets[valid], reference_targets[valid], **tolerance)
+    torch.testing.assert_close(predicted[valid], reference_predicted[valid], **tolerance)
+    torch.testing.assert_close(loss, reference_loss, **tolerance)
+    expected, got = gradients(learner, reference_loss), gradients(learner, loss)
     assert any(g.abs().sum() > 0 for g in expected.values())
     for name, grad in expected.items():
         torch.testing.assert_close(got[name], grad, **tolerance, msg=lambda m, n=name: f"{n}: {m}")
@@ -187,15 +117,19 @@ def head_path(request, monkeypatch):
     return request.param
 
 
+def test_the_algo_configs_cover_the_mixer_registry():
+    assert {compose_config([f"algo={algo}"]).algo.mixer for algo in ALGOS} == set(MIXERS)
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("env", ["macf", "matrix"])
-def test_update_equals_plain_update(algo, env, head_path):
+def test_update_equals_reference_update(algo, env, head_path):
     learner, batch = learner_and_batch(algo, env)
     assert_same_update(learner, batch)
 
 
 @pytest.mark.parametrize("algo", ["riskq", "dmix", "qmix"])
-def test_update_equals_plain_update_per_agent_networks_in_float64(algo, head_path):
+def test_update_equals_reference_update_per_agent_networks_in_float64(algo, head_path):
     learner, batch = learner_and_batch(algo, "macn", shared=False, dtype=torch.float64)
     assert not batch.mask.all()  # padded episodes of different lengths
     assert_same_update(learner, batch, TIGHT)
@@ -203,7 +137,7 @@ def test_update_equals_plain_update_per_agent_networks_in_float64(algo, head_pat
 
 @pytest.mark.parametrize("algo", ["riskq", "dmix", "qmix"])
 @pytest.mark.parametrize("shared", [True, False])
-def test_one_step_game_update_equals_plain_update_in_float64(algo, shared, head_path):
+def test_one_step_game_update_equals_reference_update_in_float64(algo, shared, head_path):
     """The matrix games' path: T = 1, every step terminal (one target sample, G = r), the GRU
     as plain autograd ops from the zero state (riskq.kernels.gru_steps)."""
     learner, batch = learner_and_batch(algo, "matrix", shared=shared, dtype=torch.float64)
@@ -215,7 +149,7 @@ def test_one_step_game_update_equals_plain_update_in_float64(algo, shared, head_
 
 @pytest.mark.parametrize("algo", ["riskq", "dmix", "qmix"])
 @pytest.mark.parametrize("shared", [True, False])
-def test_short_bootstrapped_sequences_equal_plain_update_in_float64(algo, shared, head_path):
+def test_short_bootstrapped_sequences_equal_reference_update_in_float64(algo, shared, head_path):
     """One-step MACF episodes that are truncated, not terminated: both networks run over
     T + 1 = 2 steps through gru_steps (a non-zero hidden state at the second step)."""
     assert SHORT_SEQUENCE_STEPS >= 2
@@ -365,15 +299,11 @@ def test_td_lambda_equals_the_loop_on_padded_episodes():
     terminated = torch.zeros(5, 13, dtype=torch.bool)
     terminated[1, 8] = terminated[2, 0] = True  # episodes 0, 3, 4 are truncated
     next_values = torch.randn(5, 13, 3, generator=generator)
-    got = td_lambda_targets(
-        reward=reward,
-        terminated=terminated,
-        mask=mask,
-        next_values=next_values,
-        gamma=0.9,
-        td_lambda=0.6,
-    )
-    expected = plain_td_lambda(reward, terminated, mask, next_values, 0.9, 0.6)
+    episodes = {"reward": reward, "terminated": terminated, "mask": mask}
+    got = td_lambda_targets(**episodes, next_values=next_values, gamma=0.9, td_lambda=0.6)
+    expected = reference.td_lambda_targets(
+        **episodes, next_values=next_values, gamma=0.9, td_lambda=0.6
+    )  # the loop over time
     torch.testing.assert_close(got[mask], expected[mask], **TOLERANCE)
 
 
@@ -382,7 +312,7 @@ def test_quantile_loss_across_block_boundaries_equals_the_formula():
     pred = torch.randn(3, 150, 32, generator=generator, requires_grad=True)  # 450 rows
     target = torch.randn(3, 150, 32, generator=generator)
     got = quantile_huber_loss(pred, target, quantile_midpoints(32), kappa=1.0)
-    expected = plain_quantile_huber(pred, target, kappa=1.0)
+    expected = reference.quantile_huber_loss(pred, target, kappa=1.0)
     torch.testing.assert_close(got, expected, **TOLERANCE)
     upstream = torch.randn(3, 150, generator=generator)
     got_grad = torch.autograd.grad((got * upstream).sum(), pred)
@@ -393,16 +323,18 @@ def test_quantile_loss_across_block_boundaries_equals_the_formula():
 @pytest.mark.parametrize("algo", ["riskq", "qmix"])
 @pytest.mark.parametrize("env", ["macf", "matrix"])
 def test_reward_scale_trains_on_scaled_rewards(algo, env):
-    """algo.reward_scale = s: the update is the unscaled plain update of rewards x s."""
+    """algo.reward_scale = s: the update is the unscaled reference update of rewards x s."""
     learner, batch = learner_and_batch(algo, env)
     learner.cfg.reward_scale = 0.01
     loss, _, targets = learner.objective(batch)
     learner.cfg.reward_scale = 1.0
     scaled = type(batch)(**{**batch.tensors(), "reward": batch.reward * 0.01})
-    plain_loss, _, plain_targets = plain_objective(learner, scaled)
+    reference_loss, _, reference_targets = reference_objective(learner, scaled)
     valid = batch.mask
-    torch.testing.assert_close(targets.expand_as(plain_targets)[valid], plain_targets[valid])
-    torch.testing.assert_close(loss, plain_loss)
+    torch.testing.assert_close(
+        targets.expand_as(reference_targets)[valid], reference_targets[valid]
+    )
+    torch.testing.assert_close(loss, reference_loss)
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.01])
@@ -412,3 +344,94 @@ def test_update_reports_target_mean_in_env_units(scale):
     learner.cfg.reward_scale = scale
     metrics = learner.update(batch, episodes_seen=0)
     assert metrics["target_mean"] == pytest.approx(batch.reward[batch.mask].mean().item(), rel=1e-5)
+
+
+def test_reference_optimisers_cover_the_optimiser_registry():
+    assert reference.TORCH_OPTIMISERS.keys() == OPTIMISERS.keys()
+
+
+def by_name(agent_state: dict, mixer_state: dict) -> dict[str, torch.Tensor]:
+    """The agent's and the mixer's state dicts as one, keys ``agent.<name>``, ``mixer.<name>``."""
+    return {
+        **{f"agent.{name}": value for name, value in agent_state.items()},
+        **{f"mixer.{name}": value for name, value in mixer_state.items()},
+    }
+
+
+def trained_parameters(tmp_path: Path, overrides: list[str]) -> tuple[dict, dict]:
+    """A tiny run's summary and its final agent and mixer parameters by name."""
+    cfg = compose_config(overrides)
+    summary = train(cfg, tmp_path, build_experiment(cfg))
+    state = load_checkpoint(tmp_path)["learner"]
+    return summary, by_name(state["agent"], state["mixer"])
+
+
+@pytest.mark.parametrize(
+    ("algo", "env", "extra"),
+    [
+        ("riskq", "matrix", []),  # zero head: tied quantiles at the first update
+        ("riskq", "macn", ["algo.optimiser=adam"]),
+        ("qmix", "macn", []),
+        ("iqr", "macf", ["algo.agent.n_quantiles=8", "env.args.episode_limit=30"]),
+    ],
+)
+def test_training_under_both_switches_ends_with_equal_parameters(tmp_path, algo, env, extra):
+    """A short run (tens of updates, a target sync every 8 episodes) with algo.update=fast and
+    with algo.update=reference: the same updates, the same evaluation, equal parameters."""
+    base = [f"algo={algo}", f"env={env}", *TINY, "algo.target_update_interval=8", *extra]
+    fast, fast_params = trained_parameters(tmp_path / "fast", [*base, "algo.update=fast"])
+    ref, ref_params = trained_parameters(tmp_path / "ref", [*base, "algo.update=reference"])
+    assert fast["updates"] == ref["updates"] >= 16
+    assert fast["eval/return_mean"] == ref["eval/return_mean"]
+    assert fast_params.keys() == ref_params.keys()
+    for name, value in fast_params.items():
+        torch.testing.assert_close(value, ref_params[name], **TOLERANCE, msg=name)
+    untrained = build_experiment(compose_config(base)).learner
+    initial = by_name(untrained.agent.state_dict(), untrained.mixer.state_dict())
+    moved = sum(not torch.equal(initial[name], value) for name, value in ref_params.items())
+    assert moved > len(ref_params) // 2  # training changed the networks
+
+
+def test_reference_update_resumes_exactly(tmp_path):
+    base = [
+        "env=macn",
+        *TINY,
+        "t_max=400",
+        "checkpoint_interval=100000",
+        "algo.target_update_interval=8",
+        "algo.update=reference",
+        "seed=5",
+    ]
+    full = train((cfg := compose_config(base)), tmp_path / "full", build_experiment(cfg))
+    half = compose_config([*base, "t_max=200"])
+    train(half, tmp_path / "half", build_experiment(half))
+    resumed_cfg = compose_config([*base, f"resume={tmp_path / 'half'}"])
+    resumed = train(resumed_cfg, tmp_path / "half", build_experiment(resumed_cfg))
+    assert resumed == full
+    states = [load_checkpoint(tmp_path / run)["learner"] for run in ("full", "half")]
+    for name, value in states[0]["agent"].items():
+        assert torch.equal(value, states[1]["agent"][name]), name
+    assert torch.equal(
+        states[0]["optimiser"]["state"][0]["square_avg"],
+        states[1]["optimiser"]["state"][0]["square_avg"],
+    )
+    metrics = [
+        (tmp_path / run / "metrics.jsonl").read_text().splitlines() for run in ("full", "half")
+    ]
+    records = [[json.loads(line) for line in lines] for lines in metrics]
+    for record in records[0] + records[1]:
+        record.pop("train/env_steps_per_s", None)  # wall-clock speed differs, the rest must not
+    assert records[0] == records[1]
+
+
+def test_unknown_update_is_a_one_line_error_listing_the_choices(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [Path(sys.executable).with_name("riskq-train"), "algo.update=slow"]
+    result = subprocess.run(
+        [*command, f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    message = "algo.update: unknown 'slow'; valid choices: fast, reference"
+    assert message in result.stderr and result.stderr.strip().count("\n") == 0
+    assert not run_dir.exists()
+    assert list(LEARNERS) == ["fast", "reference"]
