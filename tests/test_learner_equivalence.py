@@ -9,6 +9,7 @@ the plain op it replaces.
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -435,3 +436,14 @@ def test_unknown_update_is_a_one_line_error_listing_the_choices(tmp_path):
     assert message in result.stderr and result.stderr.strip().count("\n") == 0
     assert not run_dir.exists()
     assert list(LEARNERS) == ["fast", "reference"]
+
+
+def test_the_update_page_quotes_the_reference_module_as_it_is():
+    """Every Python excerpt of docs/concepts/update.md stands, line for line, in
+    riskq/reference.py, so the walk-through cannot drift from the code it walks through."""
+    page = (ROOT / "docs" / "concepts" / "update.md").read_text()
+    source = (ROOT / "riskq" / "reference.py").read_text()
+    excerpts = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+    assert len(excerpts) >= 8
+    for excerpt in excerpts:
+        assert excerpt in source, excerpt
