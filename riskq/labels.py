@@ -1,5 +1,5 @@
 """The one risk-measure label of the package: run directory names, ``riskq-plot`` groups,
-``scripts/sweep_table.py`` rows and ``riskq-eval`` output files all come from ``risk_label``.
+``riskq-table`` rows and ``riskq-eval`` output files all come from ``risk_label``.
 
 A measure's level is ``risk.param`` unless the alias ``risk.alpha`` or ``risk.eta`` is set
 (``RiskConfig.level``). ``riskq-train`` stores the canonical form in ``config.yaml``: the level
@@ -44,7 +44,7 @@ def risk_label(name: str, level: float | None, *, for_path: bool = False) -> str
 
 def eval_file_name(name: str, level: float | None) -> str:
     """The file ``riskq-eval`` writes into a run for acting measure ``name`` at ``level``,
-    e.g. ``eval_cvar_0.2.json`` (``scripts/baselines_table.py --scores eval`` reads it)."""
+    e.g. ``eval_cvar_0.2.json`` (``riskq-table baselines --scores eval`` reads it)."""
     return f"eval_{risk_label(name, level, for_path=True)}.json"
 
 

@@ -8,7 +8,7 @@ curves of RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753) report results ove
 
 Incomplete runs (no ``summary.json``, or a status other than ``complete``: still running,
 killed, failed) are drawn in the curves but left out of the final-performance table; a warning
-line (and a line under the table) lists them. ``scripts/sweep_table.py`` does the same.
+line (and a line under the table) lists them. ``riskq-table`` does the same.
 """
 
 from __future__ import annotations

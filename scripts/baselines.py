@@ -5,7 +5,7 @@
     python scripts/baselines.py macn --dry-run                # print the commands only
     python scripts/baselines.py macf --risks wang             # one risk block (and VDN, QMIX)
     python scripts/baselines.py macn -- t_max=20000           # extra overrides for every run
-    python scripts/baselines_table.py results/sweeps/baselines_macn   # table and figures
+    riskq-table baselines results/sweeps/baselines_macn       # table and figures
 
 The distributional algorithms act under each risk measure of RISKS, the measures of the RiskQ
 paper (Shen et al., NeurIPS 2023, arXiv:2311.01753): Wang(0.75) and CVaR(0.2), the levels of

@@ -1,5 +1,7 @@
 """One-way structure: the commands (riskq/cli/) sit on the library, never the other way round,
-and only the commands import Hydra (README, "Layout")."""
+and only the commands import Hydra (README, "Layout"). The analysis layer (riskq/analysis/, the
+tables of riskq-table) sits above the model and run code: it reads their runs, and nothing
+below it imports it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "riskq" / "cli"
+ANALYSIS = ROOT / "riskq" / "analysis"
 LIBRARY = sorted(
     path
     for folder in ("riskq", "envs")
@@ -55,6 +58,20 @@ def test_no_library_module_imports_the_commands_or_hydra():
         for name in imported_modules(path.read_text(), package=package):
             if is_under(name, "riskq.cli") or is_under(name, "hydra"):
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, offenders
+
+
+def test_nothing_below_the_analysis_layer_imports_it():
+    below = [path for path in LIBRARY if ANALYSIS not in path.parents]
+    assert len(below) < len(LIBRARY)  # riskq/analysis/*.py were found
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in below
+        for name in imported_modules(
+            path.read_text(), package=".".join(path.relative_to(ROOT).parent.parts)
+        )
+        if is_under(name, "riskq.analysis")
+    ]
     assert not offenders, offenders
 
 

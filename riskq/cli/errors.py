@@ -1,5 +1,5 @@
 """One-line errors for every command (``riskq-train``, ``riskq-eval``, ``riskq-rigm``,
-``riskq-plot``): ``<prog>: error: <message>`` on stderr, no traceback.
+``riskq-plot``, ``riskq-table``): ``<prog>: error: <message>`` on stderr, no traceback.
 
 Exit codes: 2 for input that is refused (a bad key or value, a config or checkpoint that cannot
 be read, a run directory that is in use or holds another run), 1 for a run that started and

@@ -7,7 +7,7 @@ Loads ``config.yaml`` and ``checkpoints/latest.pt`` of a run directory (or a che
 inside one), plays greedy episodes and prints and saves the same statistics as training's
 evaluation (``eval/return_mean``, CVaR/VaR of returns, env metrics, matrix-game optimum) to
 ``eval_<risk>.json`` in the run directory, e.g. ``eval_cvar_0.2.json``. With several runs each
-gets its own file; ``scripts/baselines_table.py --scores eval`` tabulates them.
+gets its own file; ``riskq-table baselines --scores eval`` tabulates them.
 
 The acting measure: the run's own by default; ``--risk NAME`` alone takes NAME's default level
 (``configs/risk/NAME.yaml``); ``--risk-param`` alone changes the level of the run's measure.
