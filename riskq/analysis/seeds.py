@@ -9,7 +9,7 @@ seed; one run per (group, seed). The page reports
   undecided and said so, never counted;
 - **aggregates**: per group and key, the interquartile mean over seeds with a 95% stratified
   bootstrap CI (rliable, ``riskq.aggregate``);
-- **per seed**: every figure (one row per seed, one column per group x key) and every
+- **per seed**: every figure (one row per seed, one column per key x group) and every
   effect's outcome;
 - the **incomplete runs**, each with its status and last checkpoint; their cells say so.
 
@@ -122,11 +122,11 @@ def outcomes(sweep: SeedSweep, effect: Effect) -> dict[str, dict[int, bool | Non
     }
 
 
-def share_text(outcome: dict[int, bool | None]) -> str:
+def share_text(by_seed: dict[int, bool | None]) -> str:
     """``17/20``: seeds where the effect holds / seeds where it is decided, and the
     undecided ones, e.g. ``12/17 (3 undecided)``."""
-    decided = [holds for holds in outcome.values() if holds is not None]
-    undecided = len(outcome) - len(decided)
+    decided = [holds for holds in by_seed.values() if holds is not None]
+    undecided = len(by_seed) - len(decided)
     text = f"{sum(decided)}/{len(decided)}"
     return f"{text} ({undecided} undecided)" if undecided else text
 
@@ -204,12 +204,12 @@ def per_seed_table(sweep: SeedSweep, keys: list[str]) -> str:
 def effects_per_seed_table(sweep: SeedSweep, effects: list[Effect]) -> str:
     """One row per seed, one column per group x effect: yes, no or - (undecided)."""
     columns = [
-        (f"{group}: {effect.name or effect.text()}", outcome)
+        (f"{group}: {effect.name or effect.text()}", by_seed)
         for effect in effects
-        for group, outcome in outcomes(sweep, effect).items()
+        for group, by_seed in outcomes(sweep, effect).items()
     ]
     rows = [
-        [str(seed), *(OUTCOME_TEXT[outcome[seed]] for _, outcome in columns)]
+        [str(seed), *(OUTCOME_TEXT[by_seed[seed]] for _, by_seed in columns)]
         for seed in sweep.seeds
     ]
     return markdown_table(["seed", *(name for name, _ in columns)], rows)
