@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["pyproject.toml", "README.md", "riskq", "envs", "configs"]  # what the wheel is built of
+# what the wheel is built of
+SOURCES = ["pyproject.toml", "README.md", "riskq", "envs", "configs", "hydra_plugins"]
 GAME = """# @package _global_
 env:
   name: matrix

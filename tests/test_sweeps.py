@@ -83,3 +83,29 @@ def test_plot_aggregates_a_real_sweep(tmp_path):
     neutral = [s["eval/return_mean"] for s in summaries if s["optimal_action"] == "(R, R)"]
     assert int(rows["neutral"]["n_seeds"]) == len(neutral) == 2
     assert float(rows["neutral"]["eval/return_mean_mean"]) == pytest.approx(sum(neutral) / 2)
+
+
+def test_a_sweep_waits_for_every_run_and_names_each_failed_one_on_one_line(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = riskq(
+        "riskq.cli.train",
+        "-m",
+        "hydra/launcher=submitit_local_riskq",
+        "seed=0,1",
+        "algo.lr=0.001,1e30",  # 1e30 diverges: a failed run after its first updates
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("[")]
+    assert [line.split(":")[0] for line in lines] == [
+        "run 1 (seed=0 algo.lr=1e+30) failed",
+        "run 3 (seed=1 algo.lr=1e+30) failed",
+        "riskq-train",
+    ]
+    assert all("non-finite loss" in line for line in lines[:2])
+    assert lines[2].startswith("riskq-train: error: 2 of 4 runs failed")
+    statuses = sorted(
+        json.loads((run / "summary.json").read_text())["status"] for run in sweep_runs(sweep_dir)
+    )
+    assert statuses == ["complete", "complete", "failed", "failed"]

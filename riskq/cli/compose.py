@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from riskq.cluster import register_launchers
 from riskq.config import TrainConfig
 from riskq.rigm import RigmConfig
 
@@ -21,10 +22,12 @@ SCHEMAS = {"train_schema": TrainConfig, "rigm_schema": RigmConfig}  # configs/{t
 
 
 def register_configs() -> None:
-    """Store the schemas so that YAML files can name them in their defaults lists."""
+    """Store the schemas so that YAML files can name them in their defaults lists, and riskq's
+    sweep launchers with theirs (``riskq.cluster.register_launchers``)."""
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(name=name, node=schema)
+    register_launchers()
 
 
 def compose_config(overrides: list[str] | None = None, *, config_name: str = "train"):

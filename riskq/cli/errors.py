@@ -52,7 +52,7 @@ def describe(error: BaseException) -> str:
     cause = error.__cause__
     if isinstance(error, HydraException) and isinstance(cause, OmegaConfBaseException):
         message = f"{message} ({cause})"  # Hydra's wrapper says where, the cause says what
-    if _raised_by_launcher(error):
+    if _raised_by_launcher(error) and not isinstance(error, RunFailed):  # not a sweep's runs
         message = f"hydra/launcher: {message}"
     return one_line(message)
 
