@@ -149,6 +149,10 @@ def _read_events(run: Run) -> pd.DataFrame:
     """Long frame (tag, env_steps, wall_minutes, value) of one run's scalars."""
     from tbparse import SummaryReader
 
+    from riskq.logger import EVENT_FILE_PREFIX, whole_event_records
+
+    for path in sorted((run.path / "tb").glob(f"{EVENT_FILE_PREFIX}*")):
+        whole_event_records(path)  # a partial last record: a warning (tbparse leaves it out)
     reader = SummaryReader(
         str(run.path / "tb"), event_types={"scalars"}, extra_columns={"wall_time"}
     )

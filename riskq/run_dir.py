@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from riskq.errors import UsageError
+from riskq.run_files import writing
 
 LOCK_FILE = ".riskq.lock"
 SUMMARY_FILE = "summary.json"
@@ -44,7 +45,8 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         for _ in range(10):  # retry only while the previous owner is removing its lock file
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            with writing(self.path):  # a read-only or full file system: RunFileError
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

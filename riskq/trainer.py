@@ -26,18 +26,19 @@ from riskq.checkpoint import (
     CHECKPOINT_DIR,
     LATEST,
     MISMATCH_ERRORS,
-    atomic_file,
     load_checkpoint,
     mismatch,
     save_checkpoint,
 )
+from riskq.cluster import PREEMPTION, Preempted
 from riskq.config import AlgoConfig, TrainConfig
 from riskq.errors import RunFailed
 from riskq.experiment import EVAL_SEED_OFFSET, Experiment, evaluate, rollout_statistics
 from riskq.finite import non_finite
-from riskq.logger import RunLogger
+from riskq.logger import METRICS_FILE, RunLogger
 from riskq.matrix_report import initial_greedy_report, matrix_summary
 from riskq.run_dir import SUMMARY_FILE
+from riskq.run_files import TEMPORARY_SUFFIX, RunFileError, atomic_file, remove_quietly, writing
 from riskq.runner import Rollout, linear_schedule
 
 
@@ -107,10 +108,22 @@ def checkpoint_state(exp: Experiment, counters: Counters) -> dict:
     }
 
 
+def check_complete(state: dict) -> None:
+    """Raise ValueError for a checkpoint that would restore only in part: counters other than
+    Counters' fields, or no optimiser state although updates ran."""
+    saved, expected = set(state["counters"]), set(Counters.__dataclass_fields__)
+    if saved != expected:
+        raise ValueError(f"counters {sorted(saved)} differ from {sorted(expected)}")
+    learner = state["learner"]
+    if learner["updates"] > 0 and not learner["optimiser"]["state"]:
+        raise ValueError(f"no optimiser state after {learner['updates']} updates")
+
+
 def restore(exp: Experiment, state: dict, location: str | Path) -> Counters:
-    """Load the checkpoint ``state`` (read from ``location``) into ``exp``; one that does not
-    fit raises CheckpointError."""
+    """Load the checkpoint ``state`` (read from ``location``) into ``exp``, all of it; one that
+    does not fit raises CheckpointError."""
     try:
+        check_complete(state)
         exp.learner.load_state_dict(state["learner"])
         exp.buffer.load_state_dict(state["buffer"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -162,79 +175,127 @@ def write_summary(run_dir: Path, summary: dict) -> None:
         handle.write(json.dumps(summary, indent=2) + "\n")
 
 
-def progress_summary(status: str, counters: Counters, t_max: int, saved: int | None) -> dict:
-    """summary.json of a run that has not completed: its status, env steps so far and the
-    env step of its last checkpoint (``checkpoint_t_env``, what ``resume=`` continues from;
-    None before the first)."""
-    return {"status": status, "t_env": counters.t_env, "t_max": t_max, "checkpoint_t_env": saved}
+class Progress:
+    """What summary.json says about a run that has not completed: its status, env steps so far
+    and the env step of its last checkpoint (``checkpoint_t_env``, what ``resume=`` continues
+    from; None before the first)."""
+
+    def __init__(self, run_dir: Path, counters: Counters, *, t_max: int, saved: int | None):
+        self.run_dir, self.counters, self.t_max, self.saved = run_dir, counters, t_max, saved
+        self.checkpoint_path = run_dir / CHECKPOINT_DIR / LATEST
+
+    def write(self, status: str, **details) -> None:
+        """Replace summary.json with this status (and ``details``)."""
+        summary = {"status": status, "t_env": self.counters.t_env, "t_max": self.t_max}
+        write_summary(self.run_dir, {**summary, "checkpoint_t_env": self.saved, **details})
+
+    def checkpoint(self, exp: Experiment) -> None:
+        """Save a checkpoint, then say so in summary.json: a run killed from here on still says
+        where resume= continues it."""
+        save_checkpoint(self.checkpoint_path, checkpoint_state(exp, self.counters))
+        self.saved = self.counters.t_env
+        self.write("running")
+
+    def failed(self, error: RunFailed, *, updates: int) -> RunFailed:
+        """The one-line error of a failed run, after marking summary.json ``failed`` (if it
+        can still be written): what failed, the checkpoint kept, what the summary says."""
+        kept = "no checkpoint was written before"
+        if self.saved is not None:
+            kept = f"{self.checkpoint_path} keeps env step {self.saved}"
+        parts = [str(error), kept]
+        try:
+            self.write("failed", error=str(error), updates=updates)
+            parts.append(f"{self.run_dir / SUMMARY_FILE} marks the run failed")
+        except RunFileError as unwritable:
+            parts.append(f"{unwritable.path} could not be marked failed ({unwritable.reason})")
+        if isinstance(error, RunFileError) and self.saved is not None:
+            parts.append(f"once the file can be written, resume={self.run_dir} continues it")
+        return RunFailed("; ".join(parts))
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """The temporary files of a run killed while it wrote them (``atomic_file``): garbage that
+    would hold disk space. Only this run writes them, under its lock."""
+    for name in (f"{CHECKPOINT_DIR}/{LATEST}", SUMMARY_FILE, METRICS_FILE):
+        remove_quietly(run_dir / (name + TEMPORARY_SUFFIX))
+
+
+def train_loop(exp: Experiment, cfg: TrainConfig, progress: Progress, logger: RunLogger):
+    """Iterations until t_max with their logs, evaluations and checkpoints, then the final
+    evaluation and checkpoint. Returns (final rollout, final statistics)."""
+    counters, eval_seed = progress.counters, cfg.seed + EVAL_SEED_OFFSET
+    latest, clock = {}, Clock(counters.t_env)
+    while counters.t_env < cfg.t_max:
+        rollout, metrics, epsilon = iteration(exp, cfg, counters)
+        if counters.t_env >= counters.next_log:
+            counters.next_log += cfg.log_interval
+            scalars = train_scalars(rollout, metrics, epsilon)
+            logger.log(
+                counters.t_env, {**scalars, "train/env_steps_per_s": clock.rate(counters.t_env)}
+            )
+        if counters.t_env >= counters.next_eval:
+            counters.next_eval += cfg.eval_interval
+            latest = evaluate(exp.eval_runner, seed=eval_seed)[1]
+            logger.log(counters.t_env, latest)
+        if counters.t_env >= counters.next_checkpoint:
+            counters.next_checkpoint += cfg.checkpoint_interval
+            if exp.runner.in_flight:  # a checkpoint holds no half-played episode
+                iteration(exp, cfg, counters, finish=True)
+            progress.checkpoint(exp)
+        logger.advance(counters.t_env, {"eval_return": latest.get("eval/return_mean", np.nan)})
+        if PREEMPTION.requested:  # the job's time limit or preemption (riskq.cluster)
+            if not exp.runner.in_flight:  # a checkpoint here keeps the continuation exact
+                progress.checkpoint(exp)
+            raise Preempted(f"stopped at env step {counters.t_env} for a requeue")
+    final_rollout, final = evaluate(exp.eval_runner, seed=eval_seed)
+    logger.log(counters.t_env, final, final=True)
+    save_checkpoint(progress.checkpoint_path, checkpoint_state(exp, counters))
+    progress.saved = counters.t_env
+    return final_rollout, final
 
 
 def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | None = None) -> dict:
     """The training loop; returns the final evaluation statistics (also in summary.json).
 
     ``state``: the checkpoint to continue (default: the run's own when ``cfg.resume`` is set).
-    summary.json says ``running`` until the run is ``complete`` (or ``failed``: non-finite
-    values, RunFailed; ``interrupted``: Ctrl-C).
+    summary.json says ``running`` until the run is ``complete``, or ``failed`` (RunFailed:
+    non-finite values, or a run file that could not be written: RunFileError), or
+    ``interrupted`` (Ctrl-C, SIGTERM: ``riskq.stopping``).
     """
-    eval_seed = cfg.seed + EVAL_SEED_OFFSET
-    initial = initial_greedy_report(exp.eval_runner, seed=eval_seed)  # before restore: untrained
+    initial = initial_greedy_report(exp.eval_runner, seed=cfg.seed + EVAL_SEED_OFFSET)
     if state is None and cfg.resume is not None:
         state = load_checkpoint(run_dir)
     counters = Counters() if state is None else restore(exp, state, run_dir)
-    saved_step = None if state is None else counters.t_env  # of the last good checkpoint
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_summary(run_dir, progress_summary("running", counters, cfg.t_max, saved_step))
-    logger = RunLogger(
-        run_dir, total_steps=cfg.t_max, start_step=counters.t_env, progress=cfg.progress
-    )
-    latest, clock = {}, Clock(counters.t_env)
-    checkpoint_path = run_dir / CHECKPOINT_DIR / LATEST
+    saved = None if state is None else counters.t_env  # of the last good checkpoint
+    progress = Progress(run_dir, counters, t_max=cfg.t_max, saved=saved)
+    logger = None
     try:
-        while counters.t_env < cfg.t_max:
-            rollout, metrics, epsilon = iteration(exp, cfg, counters)
-            if counters.t_env >= counters.next_log:
-                counters.next_log += cfg.log_interval
-                scalars = train_scalars(rollout, metrics, epsilon)
-                logger.log(
-                    counters.t_env, {**scalars, "train/env_steps_per_s": clock.rate(counters.t_env)}
-                )
-            if counters.t_env >= counters.next_eval:
-                counters.next_eval += cfg.eval_interval
-                latest = evaluate(exp.eval_runner, seed=eval_seed)[1]
-                logger.log(counters.t_env, latest)
-            if counters.t_env >= counters.next_checkpoint:
-                counters.next_checkpoint += cfg.checkpoint_interval
-                if exp.runner.in_flight:  # a checkpoint holds no half-played episode
-                    iteration(exp, cfg, counters, finish=True)
-                save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
-                saved_step = counters.t_env
-                # a run killed from here on still says where resume= continues it
-                write_summary(run_dir, progress_summary("running", counters, cfg.t_max, saved_step))
-            logger.advance(counters.t_env, {"eval_return": latest.get("eval/return_mean", np.nan)})
-        final_rollout, final = evaluate(exp.eval_runner, seed=eval_seed)
-        logger.log(counters.t_env, final, final=True)
-        save_checkpoint(checkpoint_path, checkpoint_state(exp, counters))
+        with writing(run_dir):
+            run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)
+        logger = RunLogger(  # reads the logs a resumed run continues before anything is written
+            run_dir, total_steps=cfg.t_max, start_step=counters.t_env, progress=cfg.progress
+        )
+        progress.write("running")
+        final_rollout, final = train_loop(exp, cfg, progress, logger)
+        logger.close()
+        summary = {
+            "status": "complete",
+            "t_env": counters.t_env,
+            "t_max": cfg.t_max,
+            "episodes": counters.episodes,
+            "updates": exp.learner.updates,
+            **final,
+            **initial,
+            **matrix_summary(exp.eval_env, final_rollout, exp.risk_fn),
+        }
+        write_summary(run_dir, summary)
+        return summary
     except RunFailed as error:
-        failed = progress_summary("failed", counters, cfg.t_max, saved_step)
-        write_summary(run_dir, {**failed, "error": str(error), "updates": exp.learner.updates})
-        kept = "no checkpoint was written before"
-        if saved_step is not None:
-            kept = f"{checkpoint_path} keeps env step {saved_step}"
-        raise RunFailed(f"{error}; {kept}; {run_dir / SUMMARY_FILE} marks the run failed") from None
+        raise progress.failed(error, updates=exp.learner.updates) from None
     except KeyboardInterrupt:
-        write_summary(run_dir, progress_summary("interrupted", counters, cfg.t_max, saved_step))
+        progress.write("interrupted")
         raise
     finally:
-        logger.close()
-    summary = {
-        "status": "complete",
-        "t_env": counters.t_env,
-        "t_max": cfg.t_max,
-        "episodes": counters.episodes,
-        "updates": exp.learner.updates,
-        **final,
-        **initial,
-        **matrix_summary(exp.eval_env, final_rollout, exp.risk_fn),
-    }
-    write_summary(run_dir, summary)
-    return summary
+        if logger is not None:
+            logger.close(quiet=True)

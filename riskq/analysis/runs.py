@@ -14,7 +14,6 @@ they were written.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,9 @@ import yaml
 from riskq.errors import UsageError
 from riskq.labels import eval_file_name, risk_label, risk_level
 from riskq.run_dir import SUMMARY_FILE, run_status
+from riskq.run_files import METRICS_FILE, read_metrics  # the one tolerant reader; no torch
 
 RUN_MARKER = "tb"  # the folder that tells a run's config.yaml from Hydra's copy of it
-METRICS_FILE = "metrics.jsonl"  # as riskq.logger names it (importing that would load torch)
 
 Incomplete = tuple[Path, str]  # (run dir, status)
 
@@ -59,24 +58,6 @@ def read_config(run_dir: Path) -> dict:
         return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise UsageError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a ``metrics.jsonl``. A run killed while appending leaves a partial last
-    line: it is left out, with a one-line warning on stderr. Any other line that is not JSON is
-    a UsageError naming the file and the line."""
-    text = path.read_text()
-    lines = text.splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            if number == len(lines) and not text.endswith("\n"):
-                print(f"warning: {path}: partial last line {number} left out", file=sys.stderr)
-                break
-            raise UsageError(f"{path}, line {number}: not a JSON record") from None
-    return records
 
 
 def risk_of(config: dict) -> str:

@@ -27,6 +27,7 @@ from riskq.errors import UsageError
 from riskq.evaluate import evaluate_run, load_run, read_run
 from riskq.labels import eval_file_name, risk_level
 from riskq.risk import RISK_MEASURES
+from riskq.run_files import atomic_file
 
 PROG = "riskq-eval"
 
@@ -71,8 +72,8 @@ def evaluate_one(run: str, args: argparse.Namespace) -> Path:
     cfg, exp, run_dir = load_run(run, episodes=args.episodes, risk=risk)
     result = evaluate_run(cfg, exp, run_dir, seed=args.seed)
     output = Path(args.output or run_dir / eval_file_name(cfg.risk.name, cfg.risk.param))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
+    with atomic_file(output, "w") as handle:  # a failed write keeps the previous file
+        handle.write(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return output
 

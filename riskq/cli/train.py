@@ -28,12 +28,14 @@ from riskq.checkpoint import load_checkpoint
 from riskq.cli.compose import CONFIG_PATH, register_configs
 from riskq.cli.created_dirs import remove_created_empty_dirs
 from riskq.cli.errors import hydra_command, job_errors
+from riskq.cluster import requeue_on_signal, requeued_resume
 from riskq.config import TrainConfig
 from riskq.errors import UsageError
 from riskq.experiment import build_experiment
 from riskq.labels import canonical_risk, register_resolvers
 from riskq.resume import check_same_experiment, checkpoint_step, resume_dir
 from riskq.run_dir import RunLock, existing_run_files, run_status
+from riskq.run_files import writing
 from riskq.stopping import STOP
 from riskq.trainer import restore, train
 
@@ -59,9 +61,12 @@ def start(cfg: TrainConfig, run_dir: Path, state: dict | None, hydra_cfg) -> dic
     exp = build_experiment(cfg)  # validates names and arguments before anything is written
     if state is not None:
         restore(exp, state, cfg.resume)  # a checkpoint that does not fit fails before any write
-    OmegaConf.save(OmegaConf.structured(cfg), run_dir / "config.yaml")
+    with writing(run_dir / "config.yaml"):
+        OmegaConf.save(OmegaConf.structured(cfg), run_dir / "config.yaml")
     if state is None:
-        OmegaConf.save(OmegaConf.create(list(hydra_cfg.overrides.task)), run_dir / "overrides.yaml")
+        overrides = OmegaConf.create(list(hydra_cfg.overrides.task))
+        with writing(run_dir / "overrides.yaml"):
+            OmegaConf.save(overrides, run_dir / "overrides.yaml")
     return train(cfg, run_dir, exp, state=state)
 
 
@@ -93,6 +98,7 @@ def train_from_config(raw: DictConfig) -> None:
     if hydra_cfg.mode == RunMode.MULTIRUN:  # parallel runs would garble one console
         cfg = replace(cfg, progress=False, threads=sweep_threads(cfg.threads, hydra_cfg.launcher))
     run_dir, state = Path(hydra_cfg.runtime.output_dir), None
+    cfg = requeued_resume(cfg, run_dir)  # a requeued Slurm job continues its own run
     if cfg.resume is not None:
         state = load_checkpoint(cfg.resume)  # read-only checks first
         run_dir = resume_dir(cfg, hydra_cfg)
@@ -111,9 +117,10 @@ def train_from_config(raw: DictConfig) -> None:
 def run(raw: DictConfig) -> None:
     """The task function that Hydra calls. SIGINT and SIGTERM stop the run (``riskq.stopping``):
     summary.json says ``interrupted`` and the last checkpoint stays, so ``resume=<run dir>``
-    continues it; repeated signals while it stops are ignored."""
+    continues it; repeated signals while it stops are ignored. In a Slurm job the time-limit or
+    preemption signal stops it for a requeue, after which it continues (``riskq.cluster``)."""
     STOP.install()
-    with job_errors("riskq-train"):
+    with job_errors("riskq-train"), requeue_on_signal():
         train_from_config(raw)
 
 
