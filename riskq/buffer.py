@@ -169,19 +169,24 @@ class ReplayBuffer:
         }
         return {
             "packed": packed,  # name -> [sum of written entries, *dims]
-            "widths": self.widths[: self.size].copy(),
-            "lengths": self.lengths[: self.size].copy(),
+            "widths": torch.from_numpy(self.widths[: self.size].copy()),  # [size]
+            "lengths": torch.from_numpy(self.lengths[: self.size].copy()),  # [size]
             "cursor": self.cursor,
             "size": self.size,
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict``'s output; also reads the unpacked layout of earlier releases
-        (``storage``: every field padded to the limit)."""
+        (``storage``: every field padded to the limit, which holds the same episodes). A state
+        that lacks a field, or has one this buffer does not, raises ValueError."""
+        stored = state["packed"] if "packed" in state else state["storage"]
+        if set(stored) != set(self.storage):
+            expected = sorted(self.storage)
+            raise ValueError(f"replay buffer fields {sorted(stored)} differ from {expected}")
         size = state["size"]
         self.size = size
         if "packed" in state:
-            self.widths[:size] = state["widths"]
+            self.widths[:size] = torch.as_tensor(state["widths"]).numpy()
             for name, value in state["packed"].items():
                 self.storage[name][:size] = 0
                 self.storage[name][:size][self.written(name)] = value.to(self.storage[name].device)
@@ -189,5 +194,5 @@ class ReplayBuffer:
             self.widths[:size] = self.max_steps
             for name, value in state["storage"].items():
                 self.storage[name][:size] = value
-        self.lengths[:size] = state["lengths"]
+        self.lengths[:size] = torch.as_tensor(state["lengths"]).numpy()
         self.cursor = state["cursor"]

@@ -36,6 +36,27 @@ if TYPE_CHECKING:
     from riskq.config import AlgoConfig
 
 
+def flat_param_state(state_dict: dict, param: torch.nn.Parameter, tensors: tuple[str, ...]):
+    """The saved state of the one flat parameter (None if saved before the first step). A
+    ``state_dict`` of another layout raises ValueError rather than load in part: several
+    parameter groups or tensors (torch's optimiser over the unflattened networks), or state
+    tensors of another size."""
+    (group,) = state_dict["param_groups"]
+    if list(group["params"]) != [0] or not set(state_dict["state"]) <= {0}:
+        raise ValueError(
+            f"optimiser state for parameters {list(group['params'])}; this learner steps one "
+            f"flat parameter tensor"
+        )
+    state = state_dict["state"].get(0)
+    for name in tensors if state is not None else ():
+        if tuple(state[name].shape) != tuple(param.shape):
+            raise ValueError(
+                f"optimiser {name} of shape {tuple(state[name].shape)} for a parameter of shape "
+                f"{tuple(param.shape)}"
+            )
+    return state
+
+
 class RMSprop:
     """RMSprop on one parameter tensor [P]; reads ``param.grad``."""
 
@@ -74,9 +95,9 @@ class RMSprop:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a ``state_dict`` of this class or of torch.optim.RMSprop over one tensor."""
+        state = flat_param_state(state_dict, self.param, ("square_avg",))
         (group,) = state_dict["param_groups"]
         self.lr, self.alpha, self.eps = group["lr"], group["alpha"], group["eps"]
-        state = state_dict["state"].get(0)
         if state is None:  # saved before the first step
             self.square_avg.zero_()
             self.steps = torch.tensor(0.0)
@@ -138,9 +159,9 @@ class Adam:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a ``state_dict`` of this class or of torch.optim.Adam over one tensor."""
+        state = flat_param_state(state_dict, self.param, ("exp_avg", "exp_avg_sq"))
         (group,) = state_dict["param_groups"]
         self.lr, self.betas, self.eps = group["lr"], tuple(group["betas"]), group["eps"]
-        state = state_dict["state"].get(0)
         if state is None:  # saved before the first step
             self.exp_avg.zero_()
             self.exp_avg_sq.zero_()

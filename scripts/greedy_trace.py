@@ -24,6 +24,7 @@ import sys
 
 import torch
 
+from riskq.cli.errors import exit_with_error, is_reported
 from riskq.evaluate import load_run
 from riskq.experiment import EVAL_SEED_OFFSET
 from riskq.kernels import sort_quantiles
@@ -74,7 +75,12 @@ def rounded(values: torch.Tensor) -> list[float]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg, exp, run_dir = load_run(args.run, episodes=1)
+    try:  # a missing, refused or mismatched checkpoint is one line, exit 2
+        cfg, exp, run_dir = load_run(args.run, episodes=1)
+    except Exception as error:
+        if not is_reported(error):
+            raise
+        exit_with_error("greedy_trace", error)
     if args.mixing and not exp.learner.mixer.joint:
         sys.exit(f"greedy_trace: error: --mixing: algo {cfg.algo.name} has no joint mixer")
     seed = args.seed if args.seed is not None else cfg.seed + EVAL_SEED_OFFSET

@@ -146,10 +146,10 @@ def test_non_finite_training_stops_and_keeps_the_last_good_checkpoint(tmp_path, 
     assert summary["t_env"] < 300
     checkpoint = run_dir / "checkpoints" / "latest.pt"
     if checkpoint.exists():  # written before the failing update: every value finite
-        learner = torch.load(checkpoint, weights_only=False)["learner"]
+        learner = torch.load(checkpoint, weights_only=True)["learner"]
         for net in ("agent", "mixer"):
             assert all(torch.isfinite(v).all() for v in learner[net].values()), net
-        assert torch.load(checkpoint, weights_only=False)["counters"]["t_env"] < summary["t_env"]
+        assert torch.load(checkpoint, weights_only=True)["counters"]["t_env"] < summary["t_env"]
 
 
 def test_non_finite_names_the_first_bad_quantity():

@@ -164,7 +164,7 @@ def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert checkpoint.exists() and not (run_dir / ".riskq.lock").exists()
-    saved = torch.load(checkpoint, weights_only=False)["counters"]["t_env"]
+    saved = torch.load(checkpoint, weights_only=True)["counters"]["t_env"]
     assert summary["checkpoint_t_env"] == saved and summary["t_env"] >= saved
 
 
@@ -187,7 +187,7 @@ def test_a_killed_run_says_where_its_checkpoint_is(tmp_path):
     process.kill()
     process.communicate(timeout=60)
     summary = json.loads(summary_path.read_text())
-    saved = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["counters"]
+    saved = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["counters"]
     assert summary["status"] == "running"
     assert summary["checkpoint_t_env"] == saved["t_env"] > 0
     note = incomplete_note([(run_dir, run_status(run_dir))], where="the table")
@@ -227,8 +227,8 @@ def test_resume_continues_exactly(tmp_path, schedule):
     resumed_cfg = compose_config([*base, f"resume={tmp_path / 'half'}"])
     resumed = train(resumed_cfg, tmp_path / "half", build_experiment(resumed_cfg))
     assert resumed == full
-    params_full = torch.load(tmp_path / "full/checkpoints/latest.pt", weights_only=False)
-    params_resumed = torch.load(tmp_path / "half/checkpoints/latest.pt", weights_only=False)
+    params_full = torch.load(tmp_path / "full/checkpoints/latest.pt", weights_only=True)
+    params_resumed = torch.load(tmp_path / "half/checkpoints/latest.pt", weights_only=True)
     for name, value in params_full["learner"]["agent"].items():
         assert torch.equal(value, params_resumed["learner"]["agent"][name]), name
     lines_full = (tmp_path / "full/metrics.jsonl").read_text().splitlines()
