@@ -24,6 +24,7 @@ from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
+from riskq.cli.trusted_config import guard_hydra
 from riskq.errors import RunFailed
 
 REFUSED = 2  # exit code of refused input
@@ -128,6 +129,7 @@ def hydra_command(
         previous = os.environ.get("HYDRA_FULL_ERROR")
         _SHOW_TRACEBACKS[0] = previous == "1"
         os.environ["HYDRA_FULL_ERROR"] = "1"
+        guard_hydra()  # no config file runs code (riskq.cli.trusted_config)
         try:
             hydra_main()
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM in riskq-train (its run says interrupted)
