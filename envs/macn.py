@@ -49,7 +49,7 @@ optima are the detour for both (tests/test_macn.py checks this). Training discou
 (configs/env/macn.yaml); the returns discounted so keep the mean / CVaR(0.2) / Wang(0.75)
 ordering, for one agent and for the team (margins 0.9 / 4.7 / 1.2 for one agent). A smaller
 discount shrinks Wang's margin, as the bonus and shaping of the faster route come earlier
-(how the parameters were chosen: README, MACN results, Notes).
+(how the parameters were chosen: docs/results/macn.md).
 
 Observation of agent i [O = N(HW + 1)]: its own cell one-hot over the H*W cells plus its
 reached flag, then the other agents' in agent order. State [S = N(HW + 1)]: every agent's.

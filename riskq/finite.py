@@ -1,5 +1,5 @@
 """Divergence check run by the trainer after every learner update: the first update whose loss,
-gradient norm or parameters are not finite stops the run (README, "Run directory")."""
+gradient norm or parameters are not finite stops the run (docs/guide/run-directory.md)."""
 
 from __future__ import annotations
 

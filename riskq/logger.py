@@ -1,7 +1,7 @@
 """Run logging: TensorBoard scalars, a ``metrics.jsonl`` copy of them, and console progress.
 
-Scalar names are fixed and documented in the README ("Logged metrics"); the x-axis is always
-the number of environment steps.
+Scalar names are fixed and documented in docs/guide/run-directory.md ("Logged metrics"); the
+x-axis is always the number of environment steps.
 
 Both logs are append-only and written in the training loop's own thread, flushed at every log
 point, so a write that fails stops the run there with a one-line error naming the file

@@ -1,5 +1,5 @@
 """``resume=<run dir>``: which directory a resumed run writes to, and whether it is the same
-experiment (README, "Run directory"). Every check here only reads; nothing is written."""
+experiment (docs/guide/run-directory.md). Every check here only reads; nothing is written."""
 
 from __future__ import annotations
 

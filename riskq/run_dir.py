@@ -1,4 +1,4 @@
-"""Rules that keep run directories safe (README, "Run directory").
+"""Rules that keep run directories safe (docs/guide/run-directory.md).
 
 - riskq deletes only directories that this invocation created and that are still empty
   (``rmdir``, never a recursive delete): ``riskq.cli.created_dirs`` records which directories

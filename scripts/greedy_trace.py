@@ -6,7 +6,7 @@
 
 Per printed step: the global state, the joint action and the team reward. With ``--values``,
 for each agent at those steps: psi (the run's risk measure) and the mean of every action's
-quantiles, the numbers its greedy choice is made from. This is how the README's diagnoses of
+quantiles, the numbers its greedy choice is made from. This is how the results pages' diagnoses of
 stalled runs were made (cars that hover short of the target on MACF, agents that wait at the
 left end of the grid on MACN). With ``--mixing``, per printed step the mixer's local weight of
 each agent (``slope``: d mean(theta_jt) / d (a shift of agent i's chosen-action quantiles),

@@ -32,7 +32,7 @@ def run(args: list[str], *, cwd: Path, pythonpath: Path | None = None):
 
 
 def user_games(folder: Path) -> Path:
-    """A user's own config folder with one matrix game, as the README describes."""
+    """A user's own config folder with one matrix game, as the docs describe."""
     (folder / "env").mkdir(parents=True)
     (folder / "env" / "coin.yaml").write_text(GAME)
     return folder

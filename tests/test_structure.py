@@ -1,7 +1,7 @@
 """One-way structure: the commands (riskq/cli/) sit on the library, never the other way round,
-and only the commands import Hydra (README, "Layout"). The analysis layer (riskq/analysis/, the
-tables of riskq-table) sits above the model and run code: it reads their runs, and nothing
-below it imports it."""
+and only the commands import Hydra (docs/concepts/layout.md). The analysis layer
+(riskq/analysis/, the tables of riskq-table) sits above the model and run code: it reads their
+runs, and nothing below it imports it."""
 
 from __future__ import annotations
 

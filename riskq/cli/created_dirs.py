@@ -1,5 +1,5 @@
 """Directories this invocation created, and their removal when a failed start-up left them
-empty (README, "Run directory"): riskq deletes only directories that this invocation created
+empty (docs/guide/run-directory.md): riskq deletes only directories that this invocation created
 and that are still empty (``rmdir``, never a recursive delete).
 
 ``RecordNewDirs`` is a Hydra callback (``configs/train.yaml``, ``hydra.callbacks``): before Hydra
