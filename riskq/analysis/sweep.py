@@ -16,16 +16,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from riskq.analysis.markdown import markdown_table
-from riskq.analysis.runs import (
-    METRICS_FILE,
-    Incomplete,
-    read_config,
-    read_metrics,
-    risk_of,
-    split_by_status,
-)
+from riskq.analysis.runs import Incomplete, read_config, risk_of, split_by_status
 from riskq.errors import UsageError
 from riskq.run_dir import SUMMARY_FILE
+from riskq.run_files import METRICS_FILE, read_metrics
 
 
 def evaluation_rows(run_dir: Path) -> list[dict]:
