@@ -1,0 +1,261 @@
+"""Sweeps on a real Slurm: the one-node cluster of ``scripts/slurm_local.sh`` (partition ``cpu``,
+accounting through slurmdbd). Marked ``cluster``: the default run leaves them out, CI runs them
+with ``pytest -m cluster`` after setting Slurm up; without a working Slurm each skips with one
+line saying why.
+
+Slurm holds a requeued job for two minutes before it may start again; the tests start such
+jobs at once (``scontrol update StartTime=now``), as an administrator could.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+
+from riskq.cli.compose import compose_config
+from riskq.experiment import build_experiment
+from riskq.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTITION = "cpu"  # scripts/slurm_local.sh
+SLURM = ["hydra/launcher=slurm", f"hydra.launcher.partition={PARTITION}", "hydra.launcher.mem_gb=1"]
+TINY = [
+    "env=matrix",
+    "t_max=48",
+    "num_envs=8",
+    "eval_episodes=8",
+    "eval_interval=16",
+    "log_interval=16",
+    "algo.batch_size=8",
+]
+# MACN runs whose every checkpoint but the first comes from the signal (checkpoint_interval)
+MACN = [
+    "env=macn",
+    "num_envs=4",
+    "eval_episodes=8",
+    "eval_interval=500",
+    "log_interval=250",
+    "checkpoint_interval=1000000",
+]
+pytestmark = pytest.mark.cluster
+
+
+def command(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+def slurm_missing() -> str | None:
+    """Why these tests cannot run here, or None."""
+    for name in ("sbatch", "squeue", "sacct", "scontrol", "sinfo", "scancel"):
+        if shutil.which(name) is None:
+            return f"no {name} on PATH"
+    if find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        return "hydra-submitit-launcher is not installed (extra: sweep)"
+    state = command("sinfo", "-h", "-p", PARTITION, "-o", "%a")
+    if state.returncode != 0 or state.stdout.strip() != "up":
+        return f"partition {PARTITION} is not up ({(state.stderr or state.stdout).strip()!r})"
+    accounting = command("sacct", "-n", "-X", "-j", "1")
+    if accounting.returncode != 0:
+        return f"sacct fails, no job accounting ({accounting.stderr.strip()!r})"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_slurm():
+    reason = slurm_missing()
+    if reason is not None:
+        pytest.skip(f"no local Slurm: {reason}; set one up with sudo scripts/slurm_local.sh")
+
+
+def start_sweep(cwd: Path, *overrides: str) -> subprocess.Popen:
+    """``riskq-train -m`` on the local Slurm, in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "riskq.cli.train", "-m", *SLURM, *overrides],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def job_ids(sweep_dir: Path) -> list[str]:
+    """The Slurm ids of a sweep's jobs (``17``, or ``17_0``, ``17_1`` for an array)."""
+    folders = (sweep_dir / ".submitit").glob("*")
+    return sorted(path.name for path in folders if list(path.glob("*_log.out")))
+
+
+def release_requeued(sweep_dir: Path) -> None:
+    """Start every requeued job of the sweep now instead of two minutes later."""
+    for job in job_ids(sweep_dir):
+        reason = command("squeue", "-h", "-j", job, "-o", "%r").stdout.strip()
+        if reason == "BeginTime":
+            command("scontrol", "update", f"JobId={job}", "StartTime=now")
+
+
+def finish(process: subprocess.Popen, sweep_dir: Path) -> tuple[int, str, float]:
+    """Wait for the sweep, releasing requeued jobs: (exit code, stderr, time it ended)."""
+    while process.poll() is None:
+        release_requeued(sweep_dir)
+        time.sleep(0.5)
+    return process.returncode, process.stderr.read(), time.time()
+
+
+def job_states(job: str) -> list[str]:
+    """Every state the job's records in the accounting show, first start first (a requeued job
+    has one REQUEUED record per requeue, then its last one)."""
+    out = command("sacct", "-n", "-X", "-P", "--duplicates", "-j", job, "-o", "State").stdout
+    return out.split()
+
+
+def last_end(jobs: list[str]) -> float:
+    """When the last of ``jobs`` ended, from the accounting (one-second resolution)."""
+    out = command("sacct", "-n", "-X", "-P", *[f"-j{job}" for job in jobs], "-o", "End").stdout
+    return max(datetime.fromisoformat(end).timestamp() for end in out.split())
+
+
+def run_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(path.parent for path in sweep_dir.glob("*/summary.json"))
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        record.pop("train/env_steps_per_s", None)  # wall-clock speed differs, nothing else may
+    return records
+
+
+def start_uninterrupted(run_dir: Path, overrides: list[str]) -> subprocess.Popen:
+    """The same run as a sweep job's, in one go on this machine (one torch thread, as the job),
+    in the background."""
+    settings = ["threads=1", "progress=false", f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "riskq.cli.train", *overrides, *settings],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_slurm_sweep_completes_and_riskq_plot_aggregates_it(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    sweep = start_sweep(tmp_path, "seed=0,1", *TINY, f"hydra.sweep.dir={sweep_dir}")
+    code, err, ended = finish(sweep, sweep_dir)
+    assert code == 0, err[-3000:]
+    assert "Bypassing sacct error" not in err + sweep.stdout.read()
+    jobs = job_ids(sweep_dir)
+    assert len(jobs) == 2 and all(job_states(job) == ["COMPLETED"] for job in jobs)
+    print(f"\nSlurm sweep of 2 runs: riskq-train -m exited {ended - last_end(jobs):.1f} s after")
+    runs = run_dirs(sweep_dir)
+    assert [json.loads((run / "summary.json").read_text())["status"] for run in runs] == [
+        "complete",
+        "complete",
+    ]
+    plotted = subprocess.run(
+        [sys.executable, "-m", "riskq.cli.plot", str(sweep_dir), "--out", str(tmp_path / "plots")],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plotted.returncode == 0, plotted.stderr
+    with (tmp_path / "plots" / "final_performance.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert int(row["n_seeds"]) == 2
+
+
+def test_a_failed_run_fails_the_slurm_sweep_with_one_line(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    sweep = start_sweep(
+        tmp_path, "seed=0", "algo.lr=0.001,1e30", *TINY, f"hydra.sweep.dir={sweep_dir}"
+    )
+    code, err, ended = finish(sweep, sweep_dir)
+    print(f"\nfailed Slurm sweep: exit {code}, {ended - last_end(job_ids(sweep_dir)):.1f} s after")
+    lines = [line for line in err.splitlines() if not line.startswith("[")]
+    assert code == 1 and len(lines) == 2, err[-3000:]
+    assert lines[0].startswith("run 1 (algo.lr=1e+30) failed: non-finite loss")
+    assert lines[1].startswith("riskq-train: error: 1 of 2 runs failed")
+
+
+def test_a_preempted_job_checkpoints_requeues_and_continues_exactly(tmp_path):
+    overrides = [*MACN, "seed=3", "t_max=6000"]
+    sweep_dir = tmp_path / "sweep"
+    sweep = start_sweep(tmp_path, *overrides, f"hydra.sweep.dir={sweep_dir}")
+    while not list(sweep_dir.glob("*/metrics.jsonl")) or job_ids(sweep_dir) == []:
+        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
+        time.sleep(0.2)
+    (job,) = job_ids(sweep_dir)
+    (run_dir,) = [path.parent for path in sweep_dir.glob("*/metrics.jsonl")]
+    while len((run_dir / "metrics.jsonl").read_text().splitlines()) < 4:
+        time.sleep(0.2)
+    assert command("scancel", "--signal=USR2", job).returncode == 0
+    while command("squeue", "-h", "-j", job, "-o", "%r").stdout.strip() != "BeginTime":
+        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
+        time.sleep(0.2)
+    stopped = json.loads((run_dir / "summary.json").read_text())  # while the job waits
+    reference = start_uninterrupted(tmp_path / "uninterrupted", overrides)
+    code, err, _ = finish(sweep, sweep_dir)
+    assert code == 0, err[-3000:]
+    assert reference.wait() == 0, reference.stderr.read()
+    assert stopped["status"] == "interrupted"
+    assert 0 < stopped["checkpoint_t_env"] == stopped["t_env"] < 6000  # saved at the signal
+    assert job_states(job) == ["REQUEUED", "COMPLETED"]
+    print(f"\npreempted at env step {stopped['t_env']}, requeued once, continued to the end")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    expected = tmp_path / "uninterrupted"
+    assert summary == json.loads((expected / "summary.json").read_text())
+    assert metrics(run_dir) == metrics(expected)
+
+
+def test_a_job_at_its_time_limit_is_requeued_until_the_run_completes_exactly(tmp_path):
+    """A 1-minute limit and signal_delay_s=45: Slurm, which checks limits every 30 s, signals
+    each start of the job 15 to 45 s after it (not earlier: the job's Python must be up to
+    catch the signal); the run is sized for 55 s of training here."""
+    speed = steps_per_second(tmp_path)
+    t_max = int(55 * speed) // 100 * 100
+    overrides = [*MACN, "seed=4", f"t_max={t_max}"]
+    sweep_dir = tmp_path / "sweep"
+    sweep = start_sweep(
+        tmp_path,
+        *overrides,
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=45",
+        "hydra.launcher.max_num_timeout=10",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    reference = start_uninterrupted(tmp_path / "uninterrupted", overrides)
+    code, err, _ = finish(sweep, sweep_dir)
+    assert code == 0, err[-3000:]
+    assert reference.wait() == 0, reference.stderr.read()
+    (job,) = job_ids(sweep_dir)
+    states = job_states(job)
+    assert states[-1] == "COMPLETED" and set(states[:-1]) == {"REQUEUED"} and len(states) > 1
+    log = next((sweep_dir / ".submitit" / job).glob("*_log.out")).read_text()
+    signalled = [line for line in log.splitlines() if "WARNING" in line and "Caught" in line]
+    assert len(signalled) == len(states) - 1
+    assert all("this job is timed-out" in line for line in signalled)
+    print(f"\n{t_max} env steps under a 1-minute limit: requeued {len(states) - 1} times")
+    (run_dir,) = run_dirs(sweep_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    expected = tmp_path / "uninterrupted"
+    assert summary == json.loads((expected / "summary.json").read_text())
+    assert metrics(run_dir) == metrics(expected)
+
+
+def steps_per_second(tmp_path: Path) -> float:
+    """MACN env steps per second of a short run of the tests' settings on this machine."""
+    cfg = compose_config([*MACN, "t_max=2000", "threads=1", "progress=false"])
+    start = time.perf_counter()
+    train(cfg, tmp_path / "speed", build_experiment(cfg))
+    return 2000 / (time.perf_counter() - start)
