@@ -20,6 +20,7 @@ Shapes: T steps, N agents, S state features.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class Episode:
     """One recorded episode of one env copy (numpy), with the run's label for the panel."""
 
     label: str  # e.g. "riskq, Wang(0.75)"
+    seed: int  # the env seed it was played from
     state: np.ndarray  # [T+1, S], the state after 0..T steps
     actions: np.ndarray  # [T, N]
     reward: np.ndarray  # [T]
@@ -60,6 +62,7 @@ def greedy_episode(exp: Experiment, *, seed: int, label: str) -> Episode:
     batch = rollout.batch
     return Episode(
         label=label,
+        seed=seed,
         state=batch.state[0, : steps + 1].cpu().numpy(),  # [T+1, S]
         actions=batch.actions[0, :steps].cpu().numpy(),  # [T, N]
         reward=batch.reward[0, :steps].cpu().numpy(),  # [T]
@@ -148,6 +151,8 @@ def crashed_cars(vel: np.ndarray, crashes: np.ndarray, *, speed_limit: float) ->
 class MacnScene:
     """One MACN panel: grid, cliff, start and goal, paths and agents."""
 
+    size = (4.0, 3.4)  # inches per panel
+
     def __init__(self, ax, episode: Episode, env: CliffNavigation) -> None:
         from matplotlib.patches import Rectangle
 
@@ -196,6 +201,8 @@ class MacnScene:
 class MacfScene:
     """One MACF panel: the road, the target, the two cars, their tracks and crashes."""
 
+    size = (5.5, 2.6)  # inches per panel
+
     def __init__(self, ax, episode: Episode, env: CarFollowing) -> None:
         self.ax, self.episode, self.env = ax, episode, env
         self.pos, self.vel = car_states(episode.state)  # [T+1, N]
@@ -233,10 +240,6 @@ class MacfScene:
         )
 
 
-SCENES: dict[str, Any] = {"macn": MacnScene, "macf": MacfScene}  # env.name -> panel
-SUPPORTED = (*SCENES, "smax")  # riskq.render_smax draws SMAX
-
-
 def supported_env(run: str | Path) -> str:
     """The env name of a run that riskq-render can draw; others raise UsageError."""
     try:
@@ -253,29 +256,27 @@ def supported_env(run: str | Path) -> str:
     return cfg.env.name
 
 
-def load_episode(run: str | Path, *, seed: int | None) -> tuple[Episode, Any]:
-    """A run's greedy episode (seed None: its first evaluation seed) and its env."""
+def load_episode(run: str | Path, *, seed: int | None) -> tuple[Episode, Any, dict]:
+    """A run's greedy episode (seed None: its first evaluation seed), its env and env.args."""
     cfg, exp, _ = load_run(run, episodes=1)
     label = f"{cfg.algo.name}, {exp.risk_fn.label}"
     seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else seed
-    return greedy_episode(exp, seed=seed, label=label), exp.eval_env
+    return greedy_episode(exp, seed=seed, label=label), exp.eval_env, cfg.env.args
 
 
-def animate(episodes: list[tuple[Episode, Any]], env_name: str, out: Path, *, fps: int) -> int:
-    """Write the episodes, side by side, as a GIF at ``out``; returns the frames written."""
+def animate(episodes: list[tuple[Episode, Any, dict]], env_name: str, out: Path, *, fps: int):
+    """Write the episodes (``load_episode``), side by side, as a GIF at ``out``; returns the
+    frames written."""
     from matplotlib.animation import FuncAnimation, PillowWriter
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    panel = (4.0, 3.4) if env_name == "macn" else (5.5, 2.6)
-    fig = Figure(figsize=(panel[0] * len(episodes), panel[1]), layout="constrained")
+    panel = SCENES[env_name]
+    fig = Figure(figsize=(panel.size[0] * len(episodes), panel.size[1]), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(episodes), squeeze=False)[0]
-    scenes = [
-        SCENES[env_name](ax, episode, env)
-        for ax, (episode, env) in zip(axes, episodes, strict=True)
-    ]
-    frames = max(episode.length for episode, _ in episodes) + 1
+    scenes = [panel(ax, episode, env) for ax, (episode, env, _) in zip(axes, episodes, strict=True)]
+    frames = max(episode.length for episode, _, _ in episodes) + 1
 
     def draw(frame: int) -> list:
         for scene in scenes:
@@ -289,12 +290,29 @@ def animate(episodes: list[tuple[Episode, Any]], env_name: str, out: Path, *, fp
     return frames
 
 
-def render(runs: list[str | Path], out: Path, *, seed: int | None = None, fps: int = 4) -> int:
-    """Draw each run's greedy episode (side by side) into the GIF ``out``; the frames written.
+def draw_scenes(runs: list, env_name: str, out: Path, *, seed: int | None, fps: int) -> int:
+    """MACN and MACF: riskq's own panels (``SCENES``), runs side by side."""
+    return animate([load_episode(run, seed=seed) for run in runs], env_name, out, fps=fps)
 
-    Every run must be of one supported env (``SUPPORTED``); bad input raises UsageError or
-    CheckpointError (one line each).
-    """
+
+def draw_smax(runs: list, env_name: str, out: Path, *, seed: int | None, fps: int) -> int:
+    """SMAX: JaxMARL's visualiser (``riskq.render_smax``), one run at a time, its own speed."""
+    if len(runs) > 1:
+        raise UsageError("SMAX runs are drawn one at a time (JaxMARL's visualiser)")
+    from riskq.render_smax import render_smax
+
+    return render_smax(*load_episode(runs[0], seed=seed), out)
+
+
+SCENES: dict[str, Any] = {"macn": MacnScene, "macf": MacfScene}  # env.name -> its panel
+DRAWERS: dict[str, Callable[..., int]] = {**dict.fromkeys(SCENES, draw_scenes), "smax": draw_smax}
+SUPPORTED = tuple(DRAWERS)  # the env names riskq-render draws
+
+
+def render(runs: list[str | Path], out: Path, *, seed: int | None = None, fps: int = 4) -> int:
+    """Draw each run's greedy episode (side by side) into the GIF ``out``; returns the frames
+    drawn. Every run must be of one supported env (``SUPPORTED``); bad input raises
+    UsageError, CheckpointError or ImportError (one line each)."""
     missing = [name for name in DRAWING_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(f"riskq-render needs {missing[0]}: pip install -e '.[plot]'")
@@ -304,8 +322,4 @@ def render(runs: list[str | Path], out: Path, *, seed: int | None = None, fps: i
             f"runs of different envs ({', '.join(sorted(names))}) cannot be drawn side by side"
         )
     (env_name,) = names
-    if env_name == "smax":
-        from riskq.render_smax import render_smax
-
-        return render_smax(runs, out, seed=seed)
-    return animate([load_episode(run, seed=seed) for run in runs], env_name, out, fps=fps)
+    return DRAWERS[env_name](runs, env_name, out, seed=seed, fps=fps)

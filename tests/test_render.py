@@ -115,7 +115,7 @@ def test_macf_cars_and_crashes_are_the_envs_own(runs):
 
 @pytest.mark.parametrize("env", ["macn", "macf"])
 def test_render_writes_one_frame_per_state_of_the_greedy_episode(runs, env, tmp_path):
-    episode, _ = load_episode(runs[env], seed=None)
+    episode, _, _ = load_episode(runs[env], seed=None)
     assert episode.length >= 1
     result = command("riskq-render", runs[env], "--out", "episode.gif", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -126,7 +126,7 @@ def test_render_writes_one_frame_per_state_of_the_greedy_episode(runs, env, tmp_
         "riskq-render", runs[env], runs[env], "--out", "pair.gif", "--seed", 5, cwd=tmp_path
     )
     assert side_by_side.returncode == 0, side_by_side.stderr
-    other, _ = load_episode(runs[env], seed=5)
+    other, _, _ = load_episode(runs[env], seed=5)
     with Image.open(tmp_path / "pair.gif") as gif:
         assert gif.n_frames == other.length + 1
         assert gif.size[0] > 1.8 * width  # two panels
@@ -134,7 +134,7 @@ def test_render_writes_one_frame_per_state_of_the_greedy_episode(runs, env, tmp_
 
 def test_the_drawn_episode_is_the_runs_greedy_evaluation(runs):
     """riskq-eval with one episode and the same seed plays the episode that is drawn."""
-    episode, _ = load_episode(runs["macn"], seed=3)
+    episode, _, _ = load_episode(runs["macn"], seed=3)
     cfg, exp, run_dir = load_run(runs["macn"], episodes=1)
     stats = evaluate_run(cfg, exp, run_dir, seed=3)
     assert stats["eval/episode_length"] == episode.length
@@ -169,3 +169,33 @@ def test_bad_runs_are_a_one_line_error(runs, tmp_path, args, message):
     assert result.stderr.strip() == f"riskq-render: error: {message.format(**names)}"
     assert not (tmp_path / "x.gif").exists()
     assert SUPPORTED == ("macn", "macf", "smax")
+
+
+@pytest.mark.slow  # compiles SMAX's step; JaxMARL's visualiser draws ~2 s a frame here
+def test_smax_episode_is_drawn_from_the_states_the_agents_saw(tmp_path):
+    pytest.importorskip("jaxmarl", reason="needs the smax extra: pip install -e '.[smax]'")
+    from envs.smax_jax import scenario_normaliser
+    from riskq.render_smax import heuristic_scenario, smax_frames
+
+    run = tmp_path / "smax"
+    overrides = ["env=smax_3m", "env.args.episode_limit=2", "algo.agent.n_quantiles=8"]
+    trained = command(
+        "riskq-train", *TINY, *overrides, "t_max=40", "threads=1", f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    episode, env, env_args = load_episode(run, seed=None)
+    assert episode.length == 2  # the time limit: no 3m battle ends in two steps
+    scenario = heuristic_scenario(env_args)
+    env.reseed(episode.seed)
+    frames, states = smax_frames(scenario, env.copy_seeds()[0], episode.actions)
+    assert len(frames) == episode.length * (1 + scenario.world_steps_per_env_step)
+    low, scale = scenario_normaliser(scenario)
+    for t, state in enumerate(states):  # replayed JAX states = what the adapter recorded
+        world = np.maximum(np.asarray(scenario.get_world_state(state)), low) * scale
+        np.testing.assert_allclose(world, episode.state[t], atol=1e-6)
+    result = command("riskq-render", run, "--out", "smax.gif", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"saved smax.gif ({len(frames)} frames drawn)"
+    with Image.open(tmp_path / "smax.gif") as gif:  # Pillow merges repeated frames
+        assert episode.length < gif.n_frames <= len(frames)

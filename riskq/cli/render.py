@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         if not is_reported(error):
             raise
         exit_with_error(PROG, error)
-    print(f"saved {args.out} ({frames} frames)")
+    print(f"saved {args.out} ({frames} frames drawn)")
 
 
 if __name__ == "__main__":
