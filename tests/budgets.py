@@ -11,3 +11,15 @@ TINY = [
     "algo.buffer_size=64",
     "progress=false",
 ]
+
+# A sweep run: the risk-ladder game, a few seconds per run even as a cluster job.
+SWEEP = [
+    "env=matrix",
+    "t_max=48",
+    "num_envs=8",
+    "eval_episodes=8",
+    "eval_interval=16",
+    "log_interval=16",
+    "algo.batch_size=8",
+    "threads=1",
+]

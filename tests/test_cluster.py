@@ -19,25 +19,19 @@ import time
 from datetime import datetime
 from importlib.util import find_spec
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
+from budgets import SWEEP
 
 from riskq.cli.compose import compose_config
 from riskq.experiment import build_experiment
 from riskq.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PARTITION = "cpu"  # scripts/slurm_local.sh
 SLURM = ["hydra/launcher=slurm", f"hydra.launcher.partition={PARTITION}", "hydra.launcher.mem_gb=1"]
-TINY = [
-    "env=matrix",
-    "t_max=48",
-    "num_envs=8",
-    "eval_episodes=8",
-    "eval_interval=16",
-    "log_interval=16",
-    "algo.batch_size=8",
-]
 # MACN runs whose every checkpoint but the first comes from the signal (checkpoint_interval)
 MACN = [
     "env=macn",
@@ -77,16 +71,15 @@ def local_slurm():
         pytest.skip(f"no local Slurm: {reason}; set one up with sudo scripts/slurm_local.sh")
 
 
+def riskq_train(cwd: Path, *args: str) -> subprocess.Popen:
+    """``riskq-train`` in the background, its output captured."""
+    command = [sys.executable, "-m", "riskq.cli.train", *args]
+    return subprocess.Popen(command, cwd=cwd, env=ENV, stdout=PIPE, stderr=PIPE, text=True)
+
+
 def start_sweep(cwd: Path, *overrides: str) -> subprocess.Popen:
-    """``riskq-train -m`` on the local Slurm, in the background."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "riskq.cli.train", "-m", *SLURM, *overrides],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """``riskq-train -m`` on the local Slurm."""
+    return riskq_train(cwd, "-m", *SLURM, *overrides)
 
 
 def job_ids(sweep_dir: Path) -> list[str]:
@@ -136,21 +129,14 @@ def metrics(run_dir: Path) -> list[dict]:
 
 
 def start_uninterrupted(run_dir: Path, overrides: list[str]) -> subprocess.Popen:
-    """The same run as a sweep job's, in one go on this machine (one torch thread, as the job),
-    in the background."""
+    """The same run as a sweep job's, in one go on this machine (one torch thread, as the job)."""
     settings = ["threads=1", "progress=false", f"hydra.run.dir={run_dir}"]
-    return subprocess.Popen(
-        [sys.executable, "-m", "riskq.cli.train", *overrides, *settings],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return riskq_train(run_dir.parent, *overrides, *settings)
 
 
 def test_a_slurm_sweep_completes_and_riskq_plot_aggregates_it(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    sweep = start_sweep(tmp_path, "seed=0,1", *TINY, f"hydra.sweep.dir={sweep_dir}")
+    sweep = start_sweep(tmp_path, "seed=0,1", *SWEEP, f"hydra.sweep.dir={sweep_dir}")
     code, err, ended = finish(sweep, sweep_dir)
     assert code == 0, err[-3000:]
     assert "Bypassing sacct error" not in err + sweep.stdout.read()
@@ -164,7 +150,7 @@ def test_a_slurm_sweep_completes_and_riskq_plot_aggregates_it(tmp_path):
     ]
     plotted = subprocess.run(
         [sys.executable, "-m", "riskq.cli.plot", str(sweep_dir), "--out", str(tmp_path / "plots")],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=300,
@@ -178,7 +164,7 @@ def test_a_slurm_sweep_completes_and_riskq_plot_aggregates_it(tmp_path):
 def test_a_failed_run_fails_the_slurm_sweep_with_one_line(tmp_path):
     sweep_dir = tmp_path / "sweep"
     sweep = start_sweep(
-        tmp_path, "seed=0", "algo.lr=0.001,1e30", *TINY, f"hydra.sweep.dir={sweep_dir}"
+        tmp_path, "seed=0", "algo.lr=0.001,1e30", *SWEEP, f"hydra.sweep.dir={sweep_dir}"
     )
     code, err, ended = finish(sweep, sweep_dir)
     print(f"\nfailed Slurm sweep: exit {code}, {ended - last_end(job_ids(sweep_dir)):.1f} s after")

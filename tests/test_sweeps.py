@@ -8,18 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from budgets import SWEEP
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "env=matrix",
-    "t_max=48",
-    "num_envs=8",
-    "eval_episodes=8",
-    "eval_interval=16",
-    "log_interval=16",
-    "algo.batch_size=8",
-    "threads=1",
-]
 
 
 def riskq(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -46,7 +37,7 @@ def test_sweep_runs_every_job_in_its_own_directory(tmp_path, launcher):
         "-m",
         f"hydra/launcher={launcher}",
         "seed=0,1",
-        *TINY,
+        *SWEEP,
         f"hydra.sweep.dir={sweep_dir}",
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -66,7 +57,7 @@ def test_plot_aggregates_a_real_sweep(tmp_path):
         "-m",
         "seed=0,1",
         "risk=neutral,cvar",
-        *TINY,
+        *SWEEP,
         f"hydra.sweep.dir={sweep_dir}",
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -93,7 +84,7 @@ def test_a_sweep_waits_for_every_run_and_names_each_failed_one_on_one_line(tmp_p
         "hydra/launcher=submitit_local_riskq",
         "seed=0,1",
         "algo.lr=0.001,1e30",  # 1e30 diverges: a failed run after its first updates
-        *TINY,
+        *SWEEP,
         f"hydra.sweep.dir={sweep_dir}",
     )
     assert result.returncode == 1, result.stderr[-2000:]
