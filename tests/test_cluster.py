@@ -1,10 +1,11 @@
-"""Sweeps on a real Slurm: the one-node cluster of ``scripts/slurm_local.sh`` (partition ``cpu``,
-accounting through slurmdbd). Marked ``cluster``: the default run leaves them out, CI runs them
-with ``pytest -m cluster`` after setting Slurm up; without a working Slurm each skips with one
-line saying why.
+"""riskq-train as a cluster job: stopping for a requeue and continuing exactly (in this process),
+and sweeps on a real Slurm.
 
-Slurm holds a requeued job for two minutes before it may start again; the tests start such
-jobs at once (``scontrol update StartTime=now``), as an administrator could.
+The Slurm tests use the one-node cluster of ``scripts/slurm_local.sh`` (partition ``cpu``,
+accounting through slurmdbd) and are marked ``cluster``: the default run leaves them out, CI
+runs them with ``pytest -m cluster`` after setting Slurm up; without a working Slurm each skips
+with one line saying why. Slurm holds a requeued job for two minutes before it may start again;
+the tests start such jobs at once (``scontrol update StartTime=now``), as an administrator could.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from importlib.util import find_spec
 from pathlib import Path
@@ -25,6 +28,7 @@ import pytest
 from budgets import SWEEP
 
 from riskq.cli.compose import compose_config
+from riskq.cluster import PREEMPTION, Preempted, requeued_resume
 from riskq.experiment import build_experiment
 from riskq.trainer import train
 
@@ -41,7 +45,6 @@ MACN = [
     "log_interval=250",
     "checkpoint_interval=1000000",
 ]
-pytestmark = pytest.mark.cluster
 
 
 def command(*args: str) -> subprocess.CompletedProcess:
@@ -64,7 +67,7 @@ def slurm_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def local_slurm():
     reason = slurm_missing()
     if reason is not None:
@@ -134,6 +137,87 @@ def start_uninterrupted(run_dir: Path, overrides: list[str]) -> subprocess.Popen
     return riskq_train(run_dir.parent, *overrides, *settings)
 
 
+def train_in(run_dir: Path, overrides: list[str]) -> dict:
+    cfg = compose_config([*overrides, "progress=false"])
+    return train(cfg, run_dir, build_experiment(cfg))
+
+
+def stop_and_continue(run_dir: Path, overrides: list[str], stop_at: int) -> dict:
+    """Train to ``stop_at``, continue with the preemption signal already received (what
+    PREEMPTION's handler records: Preempted after one more iteration), then continue to the
+    end. Returns summary.json as the signal left it."""
+    train_in(run_dir, [*overrides, f"t_max={stop_at}"])
+    PREEMPTION.signum = signal.SIGUSR2
+    try:
+        with pytest.raises(Preempted):
+            train_in(run_dir, [*overrides, f"resume={run_dir}"])
+    finally:
+        PREEMPTION.signum = None
+    stopped = json.loads((run_dir / "summary.json").read_text())
+    train_in(run_dir, [*overrides, f"resume={run_dir}"])
+    return stopped
+
+
+def test_a_preempted_run_checkpoints_at_the_end_of_its_iteration_and_continues_exactly(tmp_path):
+    overrides = [*MACN, "seed=5", "t_max=1500", "threads=1"]
+    train_in(tmp_path / "full", overrides)
+    stopped = stop_and_continue(tmp_path / "run", overrides, stop_at=610)
+    assert stopped["status"] == "interrupted"
+    assert 610 < stopped["checkpoint_t_env"] == stopped["t_env"] < 1500  # no periodic one there
+    for name in ("full", "run"):
+        assert json.loads((tmp_path / name / "summary.json").read_text())["status"] == "complete"
+    expected = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == expected
+    assert metrics(tmp_path / "run") == metrics(tmp_path / "full")
+
+
+@pytest.mark.slow
+def test_under_streaming_collection_a_preempted_run_continues_from_its_periodic_checkpoint(
+    tmp_path,
+):
+    """Episodes run across iterations: no checkpoint is added at the signal (playing them out
+    early would change what the run collects), and the last periodic one continues exactly."""
+    pytest.importorskip("jaxmarl", reason="needs the smax extra: pip install -e '.[smax]'")
+    overrides = [
+        "env=smax_3m",
+        "collection=streaming",
+        "t_max=400",
+        "num_envs=4",
+        "eval_episodes=4",
+        "eval_interval=200",
+        "checkpoint_interval=200",
+        "algo.batch_size=4",
+        "algo.buffer_size=64",
+        "algo.agent.n_quantiles=8",
+        "seed=2",
+    ]
+    train_in(tmp_path / "full", overrides)
+    stopped = stop_and_continue(tmp_path / "run", overrides, stop_at=200)
+    assert stopped["status"] == "interrupted"
+    assert stopped["checkpoint_t_env"] < stopped["t_env"]  # episodes were in flight
+    expected = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == expected
+    assert metrics(tmp_path / "run") == metrics(tmp_path / "full")
+
+
+def test_a_requeued_slurm_job_continues_its_own_run_and_no_other(tmp_path, monkeypatch):
+    run_dir, cfg = tmp_path / "run", compose_config(SWEEP)
+    train(cfg, run_dir, build_experiment(cfg))
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert requeued_resume(cfg, run_dir) == replace(cfg, resume=str(run_dir))
+    assert requeued_resume(cfg, tmp_path / "new") == cfg  # no checkpoint: a first start
+    assert requeued_resume(replace(cfg, resume="other"), run_dir).resume == "other"
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")  # the job's first start
+    assert requeued_resume(cfg, run_dir) == cfg
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    monkeypatch.delenv("SUBMITIT_EXECUTOR")  # not a job of a riskq sweep
+    assert requeued_resume(cfg, run_dir) == cfg
+
+
+@pytest.mark.cluster
+@pytest.mark.usefixtures("local_slurm")
 def test_a_slurm_sweep_completes_and_riskq_plot_aggregates_it(tmp_path):
     sweep_dir = tmp_path / "sweep"
     sweep = start_sweep(tmp_path, "seed=0,1", *SWEEP, f"hydra.sweep.dir={sweep_dir}")
@@ -161,6 +245,8 @@ def test_a_slurm_sweep_completes_and_riskq_plot_aggregates_it(tmp_path):
     assert int(row["n_seeds"]) == 2
 
 
+@pytest.mark.cluster
+@pytest.mark.usefixtures("local_slurm")
 def test_a_failed_run_fails_the_slurm_sweep_with_one_line(tmp_path):
     sweep_dir = tmp_path / "sweep"
     sweep = start_sweep(
@@ -174,6 +260,8 @@ def test_a_failed_run_fails_the_slurm_sweep_with_one_line(tmp_path):
     assert lines[1].startswith("riskq-train: error: 1 of 2 runs failed")
 
 
+@pytest.mark.cluster
+@pytest.mark.usefixtures("local_slurm")
 def test_a_preempted_job_checkpoints_requeues_and_continues_exactly(tmp_path):
     overrides = [*MACN, "seed=3", "t_max=6000"]
     sweep_dir = tmp_path / "sweep"
@@ -204,6 +292,8 @@ def test_a_preempted_job_checkpoints_requeues_and_continues_exactly(tmp_path):
     assert metrics(run_dir) == metrics(expected)
 
 
+@pytest.mark.cluster
+@pytest.mark.usefixtures("local_slurm")
 def test_a_job_at_its_time_limit_is_requeued_until_the_run_completes_exactly(tmp_path):
     """A 1-minute limit and signal_delay_s=45: Slurm, which checks limits every 30 s, signals
     each start of the job 15 to 45 s after it (not earlier: the job's Python must be up to
