@@ -186,7 +186,9 @@ def td_targets(
 
 
 # ----------------------------------------------------------------- 4. loss
-def quantile_huber_loss(predicted: torch.Tensor, targets: torch.Tensor, kappa: float):
+def quantile_huber_loss(
+    predicted: torch.Tensor, targets: torch.Tensor, kappa: float
+) -> torch.Tensor:
     """sum_k mean_j |tau_k - 1{u_kj < 0}| Huber_kappa(u_kj), u_kj = G_j - theta_k
     (CONVENTIONS.md section 5): predicted [..., K] at tau_k, targets [..., J] -> [...].
 
@@ -211,7 +213,14 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (per_step * step_weights(mask, per_step.dtype)).sum()
 
 
-def td_loss(predicted: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, *, mixer, cfg):
+def td_loss(
+    predicted: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    mixer: Mixer,
+    cfg: AlgoConfig,
+) -> torch.Tensor:
     """The loss of predicted [B, T, K'] against targets [B, T, K'] over the valid steps: the
     quantile Huber loss (distributional mixers) or the squared TD error (vdn, qmix; K' = 1)."""
     if mixer.distributional:
@@ -280,7 +289,8 @@ class ReferenceLearner:
         self.episodes_at_sync = 0
         self.updates = 0
 
-    def build_optimiser(self):
+    def build_optimiser(self) -> torch.optim.Optimizer:
+        """``algo.optimiser`` of ``TORCH_OPTIMISERS`` over the parameter list."""
         return TORCH_OPTIMISERS[self.cfg.optimiser](self.params, self.cfg)
 
     @property
@@ -310,7 +320,14 @@ class ReferenceLearner:
         self.updates += 1
         return grad_norm
 
-    def metrics(self, loss, grad_norm, predicted, targets, mask) -> dict[str, float]:
+    def metrics(
+        self,
+        loss: torch.Tensor,
+        grad_norm: torch.Tensor,
+        predicted: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> dict[str, float]:
         """The logged scalars: loss and grad norm, and the mean joint value and target over the
         valid steps of mask [B, T], in the env's reward units."""
         scale = self.cfg.reward_scale
