@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,mpe,sisl,lbforaging,rware,sweep,plot,smax,docs
+EXTRAS := dev,mpe,sisl,lbforaging,rware,sweep,plot,smax,docs,wandb
 
 .PHONY: install train test lint docs bench clean
 

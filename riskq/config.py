@@ -116,6 +116,17 @@ class EnvConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Experiment tracking beside TensorBoard and metrics.jsonl (``riskq.tracking``)."""
+
+    wandb: bool = False  # every scalar to Weights & Biases too (extra: wandb)
+    project: str = "riskq"  # W&B project
+    entity: str | None = None  # W&B team or user; None: the API key's default
+    group: str | None = None  # W&B group, e.g. one per sweep
+    tags: list[str] = field(default_factory=list)  # W&B tags, e.g. [cvar, macn]
+
+
+@dataclass
 class TrainConfig:
     """``riskq-train``: one run of one algorithm on one env under one risk measure."""
 
@@ -136,6 +147,7 @@ class TrainConfig:
     threads: int = 1  # torch threads (default chosen by measurement: configs/train.yaml)
     resume: str | None = None  # a run directory (or checkpoint file) to continue exactly
     progress: bool = True  # console progress bar with ETA and the latest evaluation
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

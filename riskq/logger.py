@@ -30,6 +30,7 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tqdm import tqdm
 
 from riskq.run_files import METRICS_FILE, RunFileError, atomic_file, read_metrics, writing
+from riskq.tracking import WandbTracker
 
 __all__ = ["METRICS_FILE", "RunLogger", "read_metrics", "trim_metrics"]
 
@@ -150,9 +151,15 @@ class RunLogger:
     """
 
     def __init__(
-        self, run_dir: Path, *, total_steps: int, start_step: int = 0, progress: bool = True
+        self,
+        run_dir: Path,
+        *,
+        total_steps: int,
+        start_step: int = 0,
+        progress: bool = True,
+        tracker: WandbTracker | None = None,  # riskq.tracking: every scalar to W&B too
     ) -> None:
-        self.run_dir = run_dir
+        self.run_dir, self.tracker = run_dir, tracker
         self.metrics_path = run_dir / METRICS_FILE
         purge = start_step if start_step > 0 else None
         replay = trim_metrics(self.metrics_path, last_step=start_step if purge else -1)
@@ -177,6 +184,8 @@ class RunLogger:
         """Scalars at env step ``step``; ``final`` marks a run's closing evaluation."""
         finite = {name: float(value) for name, value in scalars.items()}
         self.events.scalars(step, finite)
+        if self.tracker is not None:
+            self.tracker.log(step, finite)
         record = {"step": step, **{k: (v if math.isfinite(v) else None) for k, v in finite.items()}}
         if final:
             record["final"] = True
@@ -200,6 +209,9 @@ class RunLogger:
         """Close both logs (again is harmless). A write that fails while closing raises
         RunFileError, unless ``quiet``: closing after another failure, which is reported."""
         self.bar.close()
+        if self.tracker is not None:
+            self.tracker.close(failed=quiet)
+            self.tracker = None
         failures = []
         files = ((self.events.path, self.events.handle), (self.metrics_path, self.metrics_file))
         for path, handle in files:

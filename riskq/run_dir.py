@@ -30,7 +30,8 @@ RUN_FILES = ("config.yaml", "summary.json", "metrics.jsonl", "checkpoints", "tb"
 # eval_episodes is not (one curve would mix two evaluation protocols).
 RESUMABLE_KEYS = frozenset(
     {"t_max", "eval_interval", "log_interval", "checkpoint_interval", "progress", "threads",
-     "resume", "device"}
+     "resume", "device", "logger.wandb", "logger.project", "logger.entity", "logger.group",
+     "logger.tags"}
 )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ from riskq.matrix_report import initial_greedy_report, matrix_summary
 from riskq.run_dir import SUMMARY_FILE
 from riskq.run_files import TEMPORARY_SUFFIX, RunFileError, atomic_file, remove_quietly, writing
 from riskq.runner import Rollout, linear_schedule
+from riskq.tracking import WandbTracker, start_tracking
 
 
 @dataclass
@@ -254,10 +255,19 @@ def train_loop(exp: Experiment, cfg: TrainConfig, progress: Progress, logger: Ru
     return final_rollout, final
 
 
-def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | None = None) -> dict:
+def train(
+    cfg: TrainConfig,
+    run_dir: Path,
+    exp: Experiment,
+    *,
+    state: dict | None = None,
+    tracker: WandbTracker | None = None,
+) -> dict:
     """The training loop; returns the final evaluation statistics (also in summary.json).
 
-    ``state``: the checkpoint to continue (default: the run's own when ``cfg.resume`` is set).
+    ``state``: the checkpoint to continue (default: the run's own when ``cfg.resume`` is set);
+    ``tracker``: the run's W&B run when already started (default: started here when
+    ``logger.wandb`` is set; ``riskq.tracking``).
     summary.json says ``running`` until the run is ``complete``, or ``failed`` (RunFailed:
     non-finite values, or a run file that could not be written: RunFileError), or
     ``interrupted`` (Ctrl-C, SIGTERM: ``riskq.stopping``).
@@ -274,7 +284,11 @@ def train(cfg: TrainConfig, run_dir: Path, exp: Experiment, *, state: dict | Non
             run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(run_dir)
         logger = RunLogger(  # reads the logs a resumed run continues before anything is written
-            run_dir, total_steps=cfg.t_max, start_step=counters.t_env, progress=cfg.progress
+            run_dir,
+            total_steps=cfg.t_max,
+            start_step=counters.t_env,
+            progress=cfg.progress,
+            tracker=tracker or start_tracking(cfg, run_dir),
         )
         progress.write("running")
         final_rollout, final = train_loop(exp, cfg, progress, logger)

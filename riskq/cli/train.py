@@ -37,6 +37,7 @@ from riskq.resume import check_same_experiment, checkpoint_step, resume_dir
 from riskq.run_dir import RunLock, existing_run_files, run_status
 from riskq.run_files import writing
 from riskq.stopping import STOP
+from riskq.tracking import start_tracking
 from riskq.trainer import restore, train
 
 register_configs()
@@ -61,13 +62,14 @@ def start(cfg: TrainConfig, run_dir: Path, state: dict | None, hydra_cfg) -> dic
     exp = build_experiment(cfg)  # validates names and arguments before anything is written
     if state is not None:
         restore(exp, state, cfg.resume)  # a checkpoint that does not fit fails before any write
+    tracker = start_tracking(cfg, run_dir)  # W&B (logger.wandb): a failure is refused input
     with writing(run_dir / "config.yaml"):
         OmegaConf.save(OmegaConf.structured(cfg), run_dir / "config.yaml")
     if state is None:
         overrides = OmegaConf.create(list(hydra_cfg.overrides.task))
         with writing(run_dir / "overrides.yaml"):
             OmegaConf.save(overrides, run_dir / "overrides.yaml")
-    return train(cfg, run_dir, exp, state=state)
+    return train(cfg, run_dir, exp, state=state, tracker=tracker)
 
 
 def sweep_threads(threads: int, launcher: DictConfig) -> int:
