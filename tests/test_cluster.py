@@ -17,7 +17,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from importlib.util import find_spec
@@ -26,6 +29,7 @@ from subprocess import PIPE
 
 import pytest
 from budgets import SWEEP
+from test_docs import run_tutorial
 
 from riskq.cli.compose import compose_config
 from riskq.cluster import PREEMPTION, Preempted, requeued_resume
@@ -335,3 +339,33 @@ def steps_per_second(tmp_path: Path) -> float:
     start = time.perf_counter()
     train(cfg, tmp_path / "speed", build_experiment(cfg))
     return 2000 / (time.perf_counter() - start)
+
+
+@contextmanager
+def releasing_requeued_jobs() -> Iterator[None]:
+    """While the block runs, start every requeued job of this user at once."""
+    done = threading.Event()
+
+    def release() -> None:
+        while not done.wait(0.5):
+            pending = command("squeue", "-h", "--me", "-t", "PENDING", "-o", "%i %r").stdout
+            for job, reason in (line.split() for line in pending.splitlines()):
+                if reason == "BeginTime":
+                    command("scontrol", "update", f"JobId={job}", "StartTime=now")
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.mark.cluster
+@pytest.mark.usefixtures("local_slurm")
+def test_the_cluster_guide_runs_as_written(tmp_path):
+    """Every command of docs/guide/cluster.md on the local Slurm, budgets shrunk, partition
+    and GPU settings changed where the page's test directives say."""
+    with releasing_requeued_jobs():
+        run_tutorial(ROOT / "docs" / "guide" / "cluster.md", tmp_path)
