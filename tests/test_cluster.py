@@ -55,6 +55,16 @@ def command(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=60)
 
 
+def probe(*args: str) -> tuple[bool, str]:
+    """Whether a Slurm command succeeds within 10 s, and its last line of output."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False, f"{args[0]} did not answer in 10 s"
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return done.returncode == 0, lines[-1] if lines else ""
+
+
 def slurm_missing() -> str | None:
     """Why these tests cannot run here, or None."""
     for name in ("sbatch", "squeue", "sacct", "scontrol", "sinfo", "scancel"):
@@ -62,12 +72,12 @@ def slurm_missing() -> str | None:
             return f"no {name} on PATH"
     if find_spec("hydra_plugins.hydra_submitit_launcher") is None:
         return "hydra-submitit-launcher is not installed (extra: sweep)"
-    state = command("sinfo", "-h", "-p", PARTITION, "-o", "%a")
-    if state.returncode != 0 or state.stdout.strip() != "up":
-        return f"partition {PARTITION} is not up ({(state.stderr or state.stdout).strip()!r})"
-    accounting = command("sacct", "-n", "-X", "-j", "1")
-    if accounting.returncode != 0:
-        return f"sacct fails, no job accounting ({accounting.stderr.strip()!r})"
+    answered, state = probe("sinfo", "-h", "-p", PARTITION, "-o", "%a")
+    if not answered or state != "up":
+        return f"partition {PARTITION} is not up ({state})"
+    answered, error = probe("sacct", "-n", "-X", "-j", "1")
+    if not answered:
+        return f"sacct fails, no job accounting ({error})"
     return None
 
 
