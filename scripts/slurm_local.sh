@@ -44,9 +44,11 @@ wait_for() {
 running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 stop_daemon() {  # pid file
+    local pid
     if running "$1"; then
-        kill "$(cat "$1")"
-        wait_for 30 bash -c "! kill -0 $(cat "$1")" || fail "$(basename "$1" .pid) did not stop"
+        pid=$(cat "$1")
+        kill "$pid"
+        wait_for 30 bash -c "! kill -0 $pid" || fail "$(basename "$1" .pid) did not stop"
     fi
     rm -f "$1"
 }
