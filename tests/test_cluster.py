@@ -308,6 +308,35 @@ def test_a_preempted_job_checkpoints_requeues_and_continues_exactly(tmp_path):
 
 @pytest.mark.cluster
 @pytest.mark.usefixtures("local_slurm")
+def test_a_job_past_its_requeues_fails_with_one_line_and_keeps_its_checkpoint(tmp_path):
+    """max_num_timeout=0: the first time-limit signal (sent here by hand; under a 1-minute
+    limit submitit counts any signal as the time limit, and Slurm's own comes only 5 s before
+    the end) ends the sweep instead of a requeue."""
+    sweep_dir = tmp_path / "sweep"
+    limits = [
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=5",
+        "hydra.launcher.max_num_timeout=0",
+    ]
+    sweep = start_sweep(tmp_path, *MACN, "t_max=100000", *limits, f"hydra.sweep.dir={sweep_dir}")
+    while not list(sweep_dir.glob("*/checkpoints/latest.pt")):
+        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
+        time.sleep(0.2)
+    (job,) = job_ids(sweep_dir)
+    assert command("scancel", "--signal=USR2", job).returncode == 0
+    code, err, _ = finish(sweep, sweep_dir)
+    lines = [line for line in err.splitlines() if not line.startswith("[")]
+    assert code == 1 and len(lines) == 2, err[-3000:]
+    assert "failed: Job not requeued because: timed-out too many times" in lines[0]
+    assert "max_num_timeout" in lines[0] and lines[1].startswith("riskq-train: error: 1 of 1")
+    (run_dir,) = run_dirs(sweep_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["checkpoint_t_env"] == summary["t_env"]
+    assert job_states(job) == ["COMPLETED"]  # no requeue
+
+
+@pytest.mark.cluster
+@pytest.mark.usefixtures("local_slurm")
 def test_a_job_at_its_time_limit_is_requeued_until_the_run_completes_exactly(tmp_path):
     """A 1-minute limit and signal_delay_s=45: Slurm, which checks limits every 30 s, signals
     each start of the job 15 to 45 s after it (not earlier: the job's Python must be up to
