@@ -338,9 +338,10 @@ def test_a_job_past_its_requeues_fails_with_one_line_and_keeps_its_checkpoint(tm
 @pytest.mark.cluster
 @pytest.mark.usefixtures("local_slurm")
 def test_a_job_at_its_time_limit_is_requeued_until_the_run_completes_exactly(tmp_path):
-    """A 1-minute limit and signal_delay_s=45: Slurm, which checks limits every 30 s, signals
-    each start of the job 15 to 45 s after it (not earlier: the job's Python must be up to
-    catch the signal); the run is sized for 55 s of training here."""
+    """A 1-minute limit and signal_delay_s=15: Slurm checks limits every 30 s and signals a job
+    with less than signal_delay_s + 30 s left, so each start of the job is signalled 15 to 45 s
+    after it (not earlier: the job's Python must be up to catch the signal); the run is sized
+    for 55 s of training here."""
     speed = steps_per_second(tmp_path)
     t_max = int(55 * speed) // 100 * 100
     overrides = [*MACN, "seed=4", f"t_max={t_max}"]
@@ -349,7 +350,7 @@ def test_a_job_at_its_time_limit_is_requeued_until_the_run_completes_exactly(tmp
         tmp_path,
         *overrides,
         "hydra.launcher.timeout_min=1",
-        "hydra.launcher.signal_delay_s=45",
+        "hydra.launcher.signal_delay_s=15",
         "hydra.launcher.max_num_timeout=10",
         f"hydra.sweep.dir={sweep_dir}",
     )
