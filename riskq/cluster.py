@@ -30,7 +30,6 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from importlib.util import find_spec
 from pathlib import Path
 
 from riskq.checkpoint import CHECKPOINT_DIR, LATEST
@@ -57,20 +56,6 @@ class Preemption(StopRequest):
 
 
 PREEMPTION = Preemption()
-
-
-def register_launchers() -> None:
-    """riskq's submitit launchers (``hydra/launcher=slurm``, ``submitit_local_riskq``) in
-    Hydra's plugin registry and ConfigStore. Hydra finds them by scanning ``hydra_plugins``
-    in a regular install, but an editable install hides them from that scan."""
-    if find_spec("hydra_plugins.riskq_launcher") is None:  # an install older than the package
-        return
-    from hydra.core.plugins import Plugins
-
-    from hydra_plugins.riskq_launcher import LAUNCHERS
-
-    for launcher in LAUNCHERS:
-        Plugins.instance().register(launcher)
 
 
 def in_slurm_job() -> bool:

@@ -3,7 +3,7 @@
 
 Hydra finds plugins by scanning the ``hydra_plugins`` package, which misses this one in an
 editable install of riskq, so riskq's commands register it as well
-(``riskq.cluster.register_launchers``). Without the sweep extra (hydra-submitit-launcher) this
+(``riskq.cli.compose.register_launchers``). Without the sweep extra (hydra-submitit-launcher) this
 package defines nothing.
 """
 

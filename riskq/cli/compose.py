@@ -8,11 +8,12 @@ and regular installs alike. The schemas themselves are plain dataclasses (``risk
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from riskq.cluster import register_launchers
 from riskq.config import TrainConfig
 from riskq.rigm import RigmConfig
 
@@ -21,9 +22,23 @@ CONFIG_PATH = f"pkg://{CONFIG_MODULE}"  # for @hydra.main(config_path=...)
 SCHEMAS = {"train_schema": TrainConfig, "rigm_schema": RigmConfig}  # configs/{train,rigm}.yaml
 
 
+def register_launchers() -> None:
+    """riskq's submitit launchers (``hydra/launcher=slurm``, ``submitit_local_riskq``) in
+    Hydra's plugin registry and ConfigStore. Hydra finds them by scanning ``hydra_plugins``
+    in a regular install, but an editable install hides them from that scan."""
+    if find_spec("hydra_plugins.riskq_launcher") is None:  # an install older than the package
+        return
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.riskq_launcher import LAUNCHERS
+
+    for launcher in LAUNCHERS:
+        Plugins.instance().register(launcher)
+
+
 def register_configs() -> None:
     """Store the schemas so that YAML files can name them in their defaults lists, and riskq's
-    sweep launchers with theirs (``riskq.cluster.register_launchers``)."""
+    sweep launchers with theirs (``register_launchers``)."""
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(name=name, node=schema)
