@@ -66,10 +66,10 @@ class BatchedEnv(abc.ABC):
     # Optional hook of envs whose return distribution is known exactly (matrix games): when True
     # the env also defines exact_optimum(risk_fn) -> (joint action, value),
     # exact_risk_values(risk_fn) -> [A_1, ..., A_n] and action_label(joint action) -> str, and
-    # riskq.matrix_report adds the learned-vs-optimal check to summary.json.
+    # riskq.run.matrix_report adds the learned-vs-optimal check to summary.json.
     has_exact_optimum: bool = False
     # True when the env defines reset_copies (new episodes in some copies while the others run
-    # on), which streaming collection (riskq.runner.StreamingRunner) needs.
+    # on), which streaming collection (riskq.run.runner.StreamingRunner) needs.
     resets_copies: bool = False
 
     def __init__(self, *, num_envs: int = 1, seed: int | None = None) -> None:

@@ -238,7 +238,7 @@ class MatrixGame(BatchedEnv):
         """psi of every joint action's return [A_1, ..., A_N].
 
         ``risk_fn`` maps sorted quantiles [..., K] (a float64 tensor) to [...], as the risk
-        measures of ``riskq.risk`` do; it sees the exact distribution as K equal-mass atoms.
+        measures of ``riskq.model.risk`` do; it sees the exact distribution as K equal-mass atoms.
         """
         atoms = torch.from_numpy(quantile_atoms(self.payoffs, self.event_probs))  # [A_1.., K]
         return np.asarray(risk_fn(atoms), dtype=np.float64)  # [A_1, ..., A_N]

@@ -58,7 +58,7 @@ class MixerConfig:
     # QMIX-style monotone hypernetwork mixers (qmix, dmix, risk-mix)
     embed_dim: int = 32  # mixing layer width, PyMARL default
     hypernet_hidden: int = 64  # hypernetwork hidden width, PyMARL default
-    # Key of riskq.mixers.STATE_TRANSFORMS, applied elementwise to the state and the agent
+    # Key of riskq.model.mixers.STATE_TRANSFORMS, applied elementwise to the state and the agent
     # features every mixer reads ("none" [the reference]; "symlog": sign(x) log(1 + |x|), which
     # keeps unit-scale inputs about as they are and compresses unbounded ones such as MACF's
     # positions and speeds of reversing cars). Actions never pass through it, so RIGM is kept.
@@ -70,7 +70,7 @@ class AlgoConfig:
     """One algorithm: a mixer of the registry plus the learning rule of CONVENTIONS.md section 5."""
 
     name: str = "riskq"
-    mixer: str = "riskq"  # key of riskq.mixers.MIXERS
+    mixer: str = "riskq"  # key of riskq.model.mixers.MIXERS
     agent: AgentNetConfig = field(default_factory=AgentNetConfig)
     mixer_args: MixerConfig = field(default_factory=MixerConfig)
     gamma: float = 0.99  # [0.99]
@@ -81,7 +81,7 @@ class AlgoConfig:
     # t_max), then stays there. None [the reference]: lr throughout.
     lr_finish: float | None = None
     lr_anneal_steps: int | None = None
-    # Key of riskq.optim.OPTIMISERS: "rmsprop" [the reference] or "adam" (PyMARL2's choice for
+    # Key of riskq.model.optim.OPTIMISERS: "rmsprop" [the reference] or "adam" (PyMARL2's choice for
     # QMIX on SMAC); either steps the learner's one flat parameter tensor after the clip.
     optimiser: str = "rmsprop"
     optim_alpha: float = 0.99  # RMSprop smoothing [0.99]
@@ -101,8 +101,8 @@ class AlgoConfig:
     # greedy choice unchanged (they are positively homogeneous) but brings MACF's values, which
     # span -60 .. -2e4, towards the range the Huber threshold (1) and the clip (10) are set for.
     reward_scale: float = 1.0
-    # Key of riskq.experiment.LEARNERS: "fast" (riskq.learner, the default) or "reference"
-    # (riskq.reference: the same update written plainly, slower; the same numbers).
+    # Key of riskq.run.experiment.LEARNERS: "fast" (riskq.model.learner, the default) or "reference"
+    # (riskq.model.reference: the same update written plainly, slower; the same numbers).
     update: str = "fast"
 
 
@@ -117,7 +117,7 @@ class EnvConfig:
 
 @dataclass
 class LoggerConfig:
-    """Experiment tracking beside TensorBoard and metrics.jsonl (``riskq.tracking``)."""
+    """Experiment tracking beside TensorBoard and metrics.jsonl (``riskq.run.tracking``)."""
 
     wandb: bool = False  # every scalar to Weights & Biases too (extra: wandb)
     project: str = "riskq"  # W&B project
@@ -137,7 +137,7 @@ class TrainConfig:
     t_max: int = 20_000  # env steps to train for
     num_envs: int = 8  # env copies collected in lock-step (episodes per collection)
     # lockstep: one episode per copy per collection; streaming: a copy restarts as soon as its
-    # episode ends (riskq.runner.RUNNERS; envs with reset_copies, e.g. smax)
+    # episode ends (riskq.run.runner.RUNNERS; envs with reset_copies, e.g. smax)
     collection: str = "lockstep"
     eval_interval: int = 2_000  # env steps between greedy evaluations
     eval_episodes: int = 64

@@ -42,8 +42,9 @@ With ``--smax`` (needs the smax extra), on SMAX 3m with 64 copies and random ava
 - smax_collect_whole_env_steps_per_s: the same Runner with ``env.args.compact=false`` (every copy
   stepped at every call), its collections interleaved with the compacting one's;
   smax_compact_over_whole: the speed-up of compacting.
-- smax_collect_streaming_env_steps_per_s: ``collection=streaming`` (riskq.runner.StreamingRunner:
-  a copy restarts as soon as its episode ends, no copy waits), interleaved with the two above;
+- smax_collect_streaming_env_steps_per_s: ``collection=streaming``
+  (riskq.run.runner.StreamingRunner: a copy restarts as soon as its episode ends, no copy
+  waits), interleaved with the two above;
   smax_raw_over_streaming: its ratio to raw JaxMARL.
 - torch_updates_per_s_before_jax / _after_jax: MACF learner updates before JAX was imported and
   after it ran (envs/smax.py keeps XLA to one thread, so the two should match).
@@ -67,9 +68,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs import make_batched_env
 from riskq.cli.compose import compose_config
-from riskq.experiment import build_experiment
-from riskq.learner import agent_inputs
-from riskq.trainer import train
+from riskq.model.learner import agent_inputs
+from riskq.run.experiment import build_experiment
+from riskq.run.trainer import train
 
 # The reference implementation on MACF (2 threads, a 30k-step run), recorded figures, not
 # measured by this script: its rate over the whole run and its learner update. Measured on

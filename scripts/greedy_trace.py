@@ -25,10 +25,10 @@ import sys
 import torch
 
 from riskq.cli.errors import exit_with_error, is_reported
-from riskq.evaluate import load_run
-from riskq.experiment import EVAL_SEED_OFFSET
-from riskq.kernels import sort_quantiles
-from riskq.learner import agent_inputs
+from riskq.model.kernels import sort_quantiles
+from riskq.model.learner import agent_inputs
+from riskq.run.evaluate import load_run
+from riskq.run.experiment import EVAL_SEED_OFFSET
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs.macn import ROUTE_LANES, CliffNavigation, move_agents, route_actions, route_returns
-from riskq.risk import empirical_risk
+from riskq.model.risk import empirical_risk
 
 MEASURES = {  # report key -> (risk measure name, parameter)
     "mean": ("neutral", None),

@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs.macn import DOWN, RIGHT, UP, CliffNavigation, route_actions
 from riskq.cli.compose import compose_config
-from riskq.experiment import EVAL_SEED_OFFSET, build_experiment, evaluate, make_env
-from riskq.kernels import sort_quantiles
-from riskq.learner import agent_inputs
-from riskq.runner import Runner
-from riskq.trainer import Counters, iteration
+from riskq.model.kernels import sort_quantiles
+from riskq.model.learner import agent_inputs
+from riskq.run.experiment import EVAL_SEED_OFFSET, build_experiment, evaluate, make_env
+from riskq.run.runner import Runner
+from riskq.run.trainer import Counters, iteration
 
 PROBE_EPISODES = 64
 PROBE_SEED = 123_456

@@ -1,10 +1,10 @@
-"""rliable aggregation (riskq/aggregate.py) on inputs with known answers."""
+"""rliable aggregation (riskq/analysis/aggregate.py) on inputs with known answers."""
 
 import numpy as np
 import pytest
 from rliable import metrics
 
-from riskq import aggregate
+from riskq.analysis import aggregate
 
 
 def test_iqm_is_the_mean_of_the_middle_half():

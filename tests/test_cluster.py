@@ -32,9 +32,9 @@ from budgets import SWEEP
 from test_docs import run_tutorial
 
 from riskq.cli.compose import compose_config
-from riskq.cluster import PREEMPTION, Preempted, requeued_resume
-from riskq.experiment import build_experiment
-from riskq.trainer import train
+from riskq.run.cluster import PREEMPTION, Preempted, requeued_resume
+from riskq.run.experiment import build_experiment
+from riskq.run.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -9,8 +9,8 @@ from budgets import TINY
 from omegaconf import OmegaConf
 
 from riskq.cli.compose import compose_config
-from riskq.experiment import EVAL_SEED_OFFSET, build_experiment
-from riskq.trainer import train
+from riskq.run.experiment import EVAL_SEED_OFFSET, build_experiment
+from riskq.run.trainer import train
 from scripts import greedy_trace
 
 

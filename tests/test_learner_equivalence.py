@@ -1,5 +1,6 @@
-"""The fast update (``algo.update=fast``: riskq.learner, riskq.kernels, riskq.optim) against
-the reference update it optimises (``algo.update=reference``: riskq.reference, plain torch ops).
+"""The fast update (``algo.update=fast``: riskq.model.learner, riskq.model.kernels,
+riskq.model.optim) against the reference update it optimises (``algo.update=reference``:
+riskq.model.reference, plain torch ops).
 
 Same batch, same weights: the targets, the predicted joint quantiles, the loss and every
 parameter gradient agree to 1e-5 (1e-10 in float64), for every algorithm config; short
@@ -19,23 +20,23 @@ import pytest
 import torch
 from budgets import TINY
 
-from riskq import kernels, reference
-from riskq.checkpoint import load_checkpoint
 from riskq.cli.compose import compose_config
 from riskq.config import AlgoConfig
-from riskq.experiment import LEARNERS, build_experiment
-from riskq.kernels import (
+from riskq.model import kernels, reference
+from riskq.model.kernels import (
     SHORT_SEQUENCE_STEPS,
     action_head,
     gru_sequences,
     gru_steps,
     sort_quantiles,
 )
-from riskq.mixers import MIXERS
-from riskq.optim import OPTIMISERS, build_optimiser
-from riskq.quantiles import quantile_huber_loss, quantile_midpoints
-from riskq.targets import td_lambda_targets
-from riskq.trainer import train
+from riskq.model.mixers import MIXERS
+from riskq.model.optim import OPTIMISERS, build_optimiser
+from riskq.model.quantiles import quantile_huber_loss, quantile_midpoints
+from riskq.model.targets import td_lambda_targets
+from riskq.run.checkpoint import load_checkpoint
+from riskq.run.experiment import LEARNERS, build_experiment
+from riskq.run.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))
@@ -44,7 +45,7 @@ TIGHT = {"atol": 1e-10, "rtol": 1e-8}  # float64: catches a 0.1% error in any gr
 
 
 def reference_objective(learner, batch):
-    """(loss, predicted, targets) of riskq.reference with ``learner``'s networks."""
+    """(loss, predicted, targets) of riskq.model.reference with ``learner``'s networks."""
     return reference.objective(
         batch, networks=learner.networks, risk_fn=learner.risk_fn, cfg=learner.cfg
     )
@@ -112,7 +113,7 @@ def assert_same_update(learner, batch, tolerance=TOLERANCE):
 # ----------------------------------------------------------------------------- tests
 @pytest.fixture(params=["dense", "grouped"])
 def head_path(request, monkeypatch):
-    """Both ways of evaluating the head at the taken actions (riskq.kernels.action_head)."""
+    """Both ways of evaluating the head at the taken actions (riskq.model.kernels.action_head)."""
     if request.param == "grouped":
         monkeypatch.setattr(kernels, "DENSE_HEAD_MACS", 0)
     return request.param
@@ -140,7 +141,7 @@ def test_update_equals_reference_update_per_agent_networks_in_float64(algo, head
 @pytest.mark.parametrize("shared", [True, False])
 def test_one_step_game_update_equals_reference_update_in_float64(algo, shared, head_path):
     """The matrix games' path: T = 1, every step terminal (one target sample, G = r), the GRU
-    as plain autograd ops from the zero state (riskq.kernels.gru_steps)."""
+    as plain autograd ops from the zero state (riskq.model.kernels.gru_steps)."""
     learner, batch = learner_and_batch(algo, "matrix", shared=shared, dtype=torch.float64)
     assert batch.max_steps == 1 and batch.terminated[batch.mask].all()
     targets = learner.objective(batch)[2]
@@ -161,7 +162,7 @@ def test_short_bootstrapped_sequences_equal_reference_update_in_float64(algo, sh
     assert_same_update(learner, batch, TIGHT)
 
 
-OPTIMISER_PAIRS = {  # riskq.optim.OPTIMISERS key -> (torch's class, the same settings)
+OPTIMISER_PAIRS = {  # riskq.model.optim.OPTIMISERS key -> (torch's class, the same settings)
     "rmsprop": (torch.optim.RMSprop, {"lr": 1e-2, "alpha": 0.9, "eps": 1e-5}),
     "adam": (torch.optim.Adam, {"lr": 1e-2, "betas": (0.8, 0.95), "eps": 1e-5}),
 }
@@ -173,7 +174,7 @@ def test_every_optimiser_has_a_torch_reference():
 
 @pytest.mark.parametrize("name", OPTIMISERS)
 def test_hand_written_optimiser_equals_torch_and_loads_its_state(name):
-    """Each riskq.optim optimiser against torch's, step for step, to the last bit; each loads
+    """Each riskq.model.optim optimiser against torch's, step for step, to the last bit; each loads
     the other's state_dict (checkpoints of either kind resume) and they stay equal."""
     torch_class, settings = OPTIMISER_PAIRS[name]
     cfg = AlgoConfig(
@@ -440,9 +441,9 @@ def test_unknown_update_is_a_one_line_error_listing_the_choices(tmp_path):
 
 def test_the_update_page_quotes_the_reference_module_as_it_is():
     """Every Python excerpt of docs/concepts/update.md stands, line for line, in
-    riskq/reference.py, so the walk-through cannot drift from the code it walks through."""
+    riskq/model/reference.py, so the walk-through cannot drift from the code it walks through."""
     page = (ROOT / "docs" / "concepts" / "update.md").read_text()
-    source = (ROOT / "riskq" / "reference.py").read_text()
+    source = (ROOT / "riskq" / "model" / "reference.py").read_text()
     excerpts = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
     assert len(excerpts) >= 8
     for excerpt in excerpts:

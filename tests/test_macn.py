@@ -21,7 +21,7 @@ from envs.macn import (
     route_actions,
     route_returns,
 )
-from riskq.risk import empirical_risk
+from riskq.model.risk import empirical_risk
 from scripts.macn_optima import exact_risk, team_return_distribution
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "env" / "macn.yaml"

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from envs.matrix import MatrixGame, load_game, quantile_atoms
-from riskq.risk import make_risk_measure
+from riskq.model.risk import make_risk_measure
 
 GAMES = Path(__file__).resolve().parents[1] / "configs" / "env"
 LADDER = {

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from riskq.config import MixerConfig
-from riskq.mixers import MIXERS, STATE_TRANSFORMS, RiskQMixer, make_mixer, symlog
-from riskq.risk import make_risk_measure
+from riskq.model.mixers import MIXERS, STATE_TRANSFORMS, RiskQMixer, make_mixer, symlog
+from riskq.model.risk import make_risk_measure
 
 B, T, N, K, S, F = 4, 3, 3, 8, 5, 2
 CVAR = make_risk_measure("cvar", 0.25)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from riskq.networks import RecurrentQuantileAgent, agent_input_dim, build_agent_inputs
+from riskq.model.networks import RecurrentQuantileAgent, agent_input_dim, build_agent_inputs
 
 B, T, N, A, K, OBS, H = 3, 5, 2, 4, 6, 7, 16
 INPUT_DIM = agent_input_dim(obs_dim=OBS, n_actions=A, n_agents=N)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from riskq import plot
+from riskq.analysis import plot
 from riskq.cli import plot as plot_cli
 
 EVAL_STEPS = (0, 2_000, 4_000, 6_000)

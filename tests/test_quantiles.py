@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from riskq.quantiles import huber, quantile_huber_loss, quantile_midpoints
+from riskq.model.quantiles import huber, quantile_huber_loss, quantile_midpoints
 
 K = 32
 # Bimodal target 0.3 N(-2, 1) + 0.7 N(2, 1): (weights, means, stds). The modes are 4 sd

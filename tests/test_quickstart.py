@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from riskq.cli.compose import compose_config
-from riskq.experiment import EVAL_SEED_OFFSET, build_experiment
-from riskq.matrix_report import initial_greedy_report
-from riskq.trainer import train
+from riskq.run.experiment import EVAL_SEED_OFFSET, build_experiment
+from riskq.run.matrix_report import initial_greedy_report
+from riskq.run.trainer import train
 
 SEEDS = [0, 1, 2]
 SHORT = ["t_max=2000", "eval_interval=2000", "checkpoint_interval=2000", "progress=false"]

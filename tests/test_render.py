@@ -14,9 +14,7 @@ import pytest
 from budgets import TINY
 from PIL import Image
 
-from riskq.evaluate import evaluate_run, load_run
-from riskq.experiment import make_env
-from riskq.render import (
+from riskq.analysis.render import (
     SUPPORTED,
     agent_cells,
     car_states,
@@ -25,6 +23,8 @@ from riskq.render import (
     fall_counts,
     load_episode,
 )
+from riskq.run.evaluate import evaluate_run, load_run
+from riskq.run.experiment import make_env
 
 BIN = Path(sys.executable).parent
 RUNS = {  # env -> overrides of its tiny run
@@ -175,7 +175,7 @@ def test_bad_runs_are_a_one_line_error(runs, tmp_path, args, message):
 def test_smax_episode_is_drawn_from_the_states_the_agents_saw(tmp_path):
     pytest.importorskip("jaxmarl", reason="needs the smax extra: pip install -e '.[smax]'")
     from envs.smax_jax import scenario_normaliser
-    from riskq.render_smax import heuristic_scenario, smax_frames
+    from riskq.analysis.render_smax import heuristic_scenario, smax_frames
 
     run = tmp_path / "smax"
     overrides = ["env=smax_3m", "env.args.episode_limit=2", "algo.agent.n_quantiles=8"]

@@ -14,10 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from riskq.cli.compose import register_configs
-from riskq.config import MixerConfig, RiskConfig
-from riskq.mixers import make_mixer
-from riskq.rigm import (
+from riskq.analysis.rigm import (
     RigmConfig,
     check_rigm,
     joint_action_index,
@@ -26,7 +23,10 @@ from riskq.rigm import (
     random_inputs,
     run_rigm,
 )
-from riskq.risk import RISK_MEASURES, make_risk_measure
+from riskq.cli.compose import register_configs
+from riskq.config import MixerConfig, RiskConfig
+from riskq.model.mixers import make_mixer
+from riskq.model.risk import RISK_MEASURES, make_risk_measure
 
 ROOT = Path(__file__).resolve().parents[1]
 CVAR = make_risk_measure("cvar", 0.25)

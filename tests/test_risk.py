@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskq.risk import (
+from riskq.model.risk import (
     CPW_MIN_ETA,
     RISK_MEASURES,
     RiskMeasure,

@@ -35,13 +35,13 @@ from budgets import TINY
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from riskq.checkpoint import load_checkpoint, save_checkpoint
 from riskq.cli.compose import CONFIG_MODULE, compose_config, register_configs
 from riskq.cli.trusted_config import refused_entries
-from riskq.experiment import build_experiment
-from riskq.logger import EVENT_FILE_PREFIX, whole_records_size
-from riskq.run_files import RunFileError, describe_os_error
-from riskq.trainer import train
+from riskq.run.checkpoint import load_checkpoint, save_checkpoint
+from riskq.run.experiment import build_experiment
+from riskq.run.logger import EVENT_FILE_PREFIX, whole_records_size
+from riskq.run.run_files import RunFileError, describe_os_error
+from riskq.run.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -21,10 +21,10 @@ from budgets import TINY
 from riskq.cli import evaluate as riskq_eval
 from riskq.cli import rigm as riskq_rigm
 from riskq.cli import train as riskq_train
-from riskq.finite import non_finite
-from riskq.labels import risk_label, risk_level
-from riskq.logger import RunLogger
-from riskq.run_dir import config_differences
+from riskq.run.finite import non_finite
+from riskq.run.labels import risk_label, risk_level
+from riskq.run.logger import RunLogger
+from riskq.run.run_dir import config_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,9 +7,9 @@ import torch
 
 from envs import make_batched_env
 from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep
-from riskq.buffer import EpisodeBatch, ReplayBuffer, episode_tensors
-from riskq.risk import make_risk_measure
-from riskq.runner import Runner, StreamingRunner, epsilon_greedy, linear_schedule
+from riskq.model.buffer import EpisodeBatch, ReplayBuffer, episode_tensors
+from riskq.model.risk import make_risk_measure
+from riskq.run.runner import Runner, StreamingRunner, epsilon_greedy, linear_schedule
 
 LADDER = {
     "n_agents": 2,

@@ -21,8 +21,8 @@ import yaml
 
 import envs
 from riskq.cli.compose import compose_config
-from riskq.experiment import build_experiment
-from riskq.trainer import train
+from riskq.run.experiment import build_experiment
+from riskq.run.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "env"

@@ -13,7 +13,7 @@ import yaml
 from riskq.analysis.effects import Effect, parse_effect
 from riskq.analysis.runs import late_scores
 from riskq.cli.table import main as riskq_table
-from riskq.run_files import read_metrics
+from riskq.run.run_files import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"wang": 0.75, "cvar": 0.2, "neutral": 0.0}  # configs/risk/

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from riskq.targets import gather_actions, masked_argmax, td_lambda_targets
+from riskq.model.targets import gather_actions, masked_argmax, td_lambda_targets
 
 
 def _targets(reward, terminated, mask, next_values, gamma=0.5, td_lambda=0.0):

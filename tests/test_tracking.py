@@ -12,9 +12,9 @@ import pytest
 from budgets import TINY
 
 from riskq.cli.compose import compose_config
-from riskq.experiment import build_experiment
-from riskq.tracking import wandb_run_id
-from riskq.trainer import train
+from riskq.run.experiment import build_experiment
+from riskq.run.tracking import wandb_run_id
+from riskq.run.trainer import train
 
 BLOCK, HEADER = 32 * 1024, 7  # the .wandb file: LevelDB's log format after a 7-byte header
 

@@ -16,11 +16,11 @@ from budgets import TINY
 from envs import ENVS
 from riskq.cli.compose import compose_config
 from riskq.config import AlgoConfig
-from riskq.experiment import build_experiment
-from riskq.mixers import MIXERS
-from riskq.risk import make_risk_measure
-from riskq.run_dir import incomplete_note, run_status
-from riskq.trainer import learning_rate, train
+from riskq.model.mixers import MIXERS
+from riskq.model.risk import make_risk_measure
+from riskq.run.experiment import build_experiment
+from riskq.run.run_dir import incomplete_note, run_status
+from riskq.run.trainer import learning_rate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGOS = sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml"))

@@ -1,9 +1,13 @@
-"""Analysis of finished runs: the tables that ``riskq-table`` (``riskq.cli.table``) prints.
+"""Analysis: what riskq-table, riskq-plot, riskq-rigm and riskq-render compute.
 
-This layer reads run directories (``config.yaml``, ``summary.json``, ``metrics.jsonl``, the
-files of ``riskq-eval``) and never trains: it sits above the model and run code and may use
-any of it, and no module outside ``riskq.analysis`` and the commands imports it
-(``tests/test_structure.py``).
+This group reads run directories (``config.yaml``, ``summary.json``, ``metrics.jsonl``, the
+files of ``riskq-eval``) and checks mixers; it never trains: it sits above the model and run
+groups and may use any of them, and no module outside ``riskq.analysis`` and the commands
+imports it (``tests/test_structure.py``).
+
+- ``rigm``: the RIGM checker of the mixers; ``rigm_trained``: the check on a trained run.
+- ``aggregate``: rliable aggregates; ``plot``: learning curves and tables (riskq-plot).
+- ``render`` and ``render_smax``: a greedy evaluation episode as a GIF (riskq-render).
 
 - ``runs``: which directories are runs, which are complete, and what a run scored.
 - ``sweep``: one row per (env, algo, risk) group, mean and range over seeds.

@@ -9,7 +9,7 @@ late evaluations): mean return, CVaR(0.2) of the evaluation returns, and the env
 per episode (``RISK_EVENTS``); on SMAX maps also the win rate, and the risk event is allies
 lost. Cells show the interquartile mean over runs with a 95% stratified bootstrap CI; the last
 columns give the probability that a RiskQ run of the block beats a run of the row on each
-higher-is-better score (``riskq.aggregate``).
+higher-is-better score (``riskq.analysis.aggregate``).
 
 ``write_env_table`` writes ``baselines_<env><suffix>.md``, the run records
 ``baselines_<env><suffix>_runs.json`` (run directories are not kept in git; ``--runs`` reads
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riskq.aggregate import improvement_estimates, interval_estimates
+from riskq.analysis.aggregate import improvement_estimates, interval_estimates
 from riskq.analysis.markdown import interval_text, markdown_table
 from riskq.analysis.runs import SCORE_SOURCES
 
@@ -142,7 +142,7 @@ def plot_intervals(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from riskq.plot import algo_colour
+    from riskq.analysis.plot import algo_colour
 
     keys = score_keys(env)
     rows = [(block, row) for block, block_rows_ in tables.items() for row in block_rows_]

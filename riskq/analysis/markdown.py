@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # riskq.aggregate loads rliable, which the sweep table does not need
-    from riskq.aggregate import Interval
+if TYPE_CHECKING:  # riskq.analysis.aggregate loads rliable, which the sweep table does not need
+    from riskq.analysis.aggregate import Interval
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

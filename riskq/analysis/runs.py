@@ -3,7 +3,7 @@ and what each complete run scored.
 
 A run directory holds ``config.yaml`` next to a ``tb/`` folder (as for ``riskq-plot``; Hydra's
 ``.hydra/config.yaml`` is not one). It is complete when its ``summary.json`` says so
-(``riskq.run_dir.run_status``); the others (running, killed, failed) are reported, never
+(``riskq.run.run_dir.run_status``); the others (running, killed, failed) are reported, never
 counted. What a complete run scored is its **run record** (``run_record``): its directory, env,
 algo, risk label, seed and every numeric ``eval/`` score of one scores' file, chosen by a
 ``ScoreSource`` (``SCORE_SOURCES``: the final evaluation, ``riskq-eval``'s file, or the mean of
@@ -22,9 +22,9 @@ import numpy as np
 import yaml
 
 from riskq.errors import UsageError
-from riskq.labels import eval_file_name, risk_label, risk_level
-from riskq.run_dir import SUMMARY_FILE, run_status
-from riskq.run_files import METRICS_FILE, read_metrics  # the one tolerant reader; no torch
+from riskq.run.labels import eval_file_name, risk_label, risk_level
+from riskq.run.run_dir import SUMMARY_FILE, run_status
+from riskq.run.run_files import METRICS_FILE, read_metrics  # the one tolerant reader; no torch
 
 RUN_MARKER = "tb"  # the folder that tells a run's config.yaml from Hydra's copy of it
 
@@ -61,7 +61,7 @@ def read_config(run_dir: Path) -> dict:
 
 
 def risk_of(config: dict) -> str:
-    """The run's risk label, e.g. ``wang(0.75)`` (``riskq.labels.risk_label``)."""
+    """The run's risk label, e.g. ``wang(0.75)`` (``riskq.run.labels.risk_label``)."""
     risk = config["risk"]
     return risk_label(str(risk["name"]), risk_level(risk))
 

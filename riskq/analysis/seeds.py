@@ -8,7 +8,7 @@ seed; one run per (group, seed). The page reports
   the group's run, or the reference group's run of that seed, is missing or incomplete is
   undecided and said so, never counted;
 - **aggregates**: per group and key, the interquartile mean over seeds with a 95% stratified
-  bootstrap CI (rliable, ``riskq.aggregate``);
+  bootstrap CI (rliable, ``riskq.analysis.aggregate``);
 - **per seed**: every figure (one row per seed, one column per key x group) and every
   effect's outcome;
 - the **incomplete runs**, each with its status and last checkpoint; their cells say so.
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from riskq.aggregate import Interval, interval_estimates
+from riskq.analysis.aggregate import Interval, interval_estimates
 from riskq.analysis.effects import Effect
 from riskq.analysis.markdown import interval_text, markdown_table
 from riskq.analysis.runs import Incomplete, read_config, run_record
 from riskq.errors import UsageError
-from riskq.run_dir import incomplete_detail
+from riskq.run.run_dir import incomplete_detail
 
 GROUP_FIELDS = ("env", "algo", "risk")  # run-record fields that --group may name
 OUTCOME_TEXT = {True: "yes", False: "no", None: "-"}

@@ -18,8 +18,8 @@ from pathlib import Path
 from riskq.analysis.markdown import markdown_table
 from riskq.analysis.runs import Incomplete, read_config, risk_of, split_by_status
 from riskq.errors import UsageError
-from riskq.run_dir import SUMMARY_FILE
-from riskq.run_files import METRICS_FILE, read_metrics
+from riskq.run.run_dir import SUMMARY_FILE
+from riskq.run.run_files import METRICS_FILE, read_metrics
 
 
 def evaluation_rows(run_dir: Path) -> list[dict]:

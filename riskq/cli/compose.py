@@ -3,7 +3,7 @@
 ``configs/`` is installed as the package ``riskq.configs`` (pyproject.toml) and every command
 composes from it by module name, so the commands work from any working directory, in editable
 and regular installs alike. The schemas themselves are plain dataclasses (``riskq.config``,
-``riskq.rigm.RigmConfig``); the YAML files name them in their defaults lists.
+``riskq.analysis.rigm.RigmConfig``); the YAML files name them in their defaults lists.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from riskq.analysis.rigm import RigmConfig
 from riskq.config import TrainConfig
-from riskq.rigm import RigmConfig
 
 CONFIG_MODULE = "riskq.configs"  # the top-level configs/ folder, installed inside the package
 CONFIG_PATH = f"pkg://{CONFIG_MODULE}"  # for @hydra.main(config_path=...)

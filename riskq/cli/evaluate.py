@@ -24,10 +24,10 @@ from riskq.cli.compose import compose_config
 from riskq.cli.errors import exit_with_error, is_reported, report
 from riskq.config import RiskConfig
 from riskq.errors import UsageError
-from riskq.evaluate import evaluate_run, load_run, read_run
-from riskq.labels import eval_file_name, risk_level
-from riskq.risk import RISK_MEASURES
-from riskq.run_files import atomic_file
+from riskq.model.risk import RISK_MEASURES
+from riskq.run.evaluate import evaluate_run, load_run, read_run
+from riskq.run.labels import eval_file_name, risk_level
+from riskq.run.run_files import atomic_file
 
 PROG = "riskq-eval"
 

@@ -3,8 +3,8 @@
     riskq-plot results/sweeps/risk_ladder --metrics eval/return_mean eval/return_cvar_0.2
 
 Reads every run directory (``config.yaml`` next to a ``tb/`` folder) under the given paths and
-writes one figure per metric and ``final_performance.{md,csv}`` (``riskq.plot``: grouping by
-env, algorithm and risk measure; mean over seeds with a 95% bootstrap interval).
+writes one figure per metric and ``final_performance.{md,csv}`` (``riskq.analysis.plot``:
+grouping by env, algorithm and risk measure; mean over seeds with a 95% bootstrap interval).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from riskq.analysis.plot import DEFAULT_METRICS, PROG, X_AXES, PlotError, run_plot
 from riskq.cli.errors import report
-from riskq.plot import DEFAULT_METRICS, PROG, X_AXES, PlotError, run_plot
 
 
 def parse_args(argv=None) -> argparse.Namespace:

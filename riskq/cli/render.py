@@ -5,7 +5,7 @@
 
 MACN: grid, cliff and each agent's path; MACF: the two cars on the road with the target and
 crashes; SMAX: JaxMARL's visualiser (the ``smax`` extra, one run at a time). Needs matplotlib
-and Pillow (the ``plot`` extra). Drawing: ``riskq.render``.
+and Pillow (the ``plot`` extra). Drawing: ``riskq.analysis.render``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.fps < 1:
             raise UsageError(f"--fps must be >= 1, got {args.fps}")
-        from riskq.render import render
+        from riskq.analysis.render import render
 
         frames = render(args.runs, args.out, seed=args.seed, fps=args.fps)
     except Exception as error:

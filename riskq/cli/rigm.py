@@ -3,9 +3,10 @@
     riskq-rigm trials=500 'mixers=[riskq,dmix]' 'risks=[{name: cvar, param: 0.1}]'
     riskq-rigm run=results/runs/<...>/seed0_<time> episodes=32
 
-A Hydra app over configs/rigm.yaml (schema ``riskq.rigm.RigmConfig``): random inputs and fresh
-mixers (``riskq.rigm.run_rigm``) or, with ``run=``, a trained run (``riskq.rigm_trained``).
-Prints a table (or why the check is vacuous) and writes the rows to ``output=`` as JSON.
+A Hydra app over configs/rigm.yaml (schema ``riskq.analysis.rigm.RigmConfig``): random inputs
+and fresh mixers (``riskq.analysis.rigm.run_rigm``) or, with ``run=``, a trained run
+(``riskq.analysis.rigm_trained``). Prints a table (or why the check is vacuous) and writes the
+rows to ``output=`` as JSON.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from riskq.analysis.rigm import RigmConfig, format_table, run_rigm
+from riskq.analysis.rigm_trained import run_trained
 from riskq.cli.compose import CONFIG_PATH, register_configs
 from riskq.cli.errors import hydra_command, job_errors
-from riskq.rigm import RigmConfig, format_table, run_rigm
-from riskq.rigm_trained import run_trained
 
 register_configs()
 

@@ -33,7 +33,7 @@ from riskq.analysis.runs import (
 from riskq.analysis.sweep import load_runs, table
 from riskq.cli.errors import REFUSED, report
 from riskq.errors import UsageError
-from riskq.run_dir import incomplete_note
+from riskq.run.run_dir import incomplete_note
 
 PROG = "riskq-table"
 DEFAULT_KEYS = ["eval/return_mean", "eval/return_cvar_0.2"]

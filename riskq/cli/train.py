@@ -6,9 +6,9 @@
 Each run writes into Hydra's run directory: ``config.yaml`` (resolved), ``overrides.yaml``,
 ``tb/`` (TensorBoard), ``metrics.jsonl``, ``checkpoints/latest.pt`` and ``summary.json`` (status
 and final evaluation). This module composes the config, checks and locks the run directory and
-calls the training loop (``riskq.trainer.train``). The rules that keep run directories safe
-(locking, resume, clean-up of failed start-ups) live in ``riskq.run_dir``, ``riskq.resume`` and
-``riskq.cli.created_dirs``; every error is one line (``riskq.cli.errors``).
+calls the training loop (``riskq.run.trainer.train``). The rules that keep run directories safe
+(locking, resume, clean-up of failed start-ups) live in ``riskq.run.run_dir``,
+``riskq.run.resume`` and ``riskq.cli.created_dirs``; every error is one line (``riskq.cli.errors``).
 """
 
 from __future__ import annotations
@@ -24,21 +24,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from riskq.checkpoint import load_checkpoint
 from riskq.cli.compose import CONFIG_PATH, register_configs
 from riskq.cli.created_dirs import remove_created_empty_dirs
 from riskq.cli.errors import hydra_command, job_errors
-from riskq.cluster import requeue_on_signal, requeued_resume
 from riskq.config import TrainConfig
 from riskq.errors import UsageError
-from riskq.experiment import build_experiment
-from riskq.labels import canonical_risk, register_resolvers
-from riskq.resume import check_same_experiment, checkpoint_step, resume_dir
-from riskq.run_dir import RunLock, existing_run_files, run_status
-from riskq.run_files import writing
-from riskq.stopping import STOP
-from riskq.tracking import start_tracking
-from riskq.trainer import restore, train
+from riskq.run.checkpoint import load_checkpoint
+from riskq.run.cluster import requeue_on_signal, requeued_resume
+from riskq.run.experiment import build_experiment
+from riskq.run.labels import canonical_risk, register_resolvers
+from riskq.run.resume import check_same_experiment, checkpoint_step, resume_dir
+from riskq.run.run_dir import RunLock, existing_run_files, run_status
+from riskq.run.run_files import writing
+from riskq.run.stopping import STOP
+from riskq.run.tracking import start_tracking
+from riskq.run.trainer import restore, train
 
 register_configs()
 register_resolvers()  # ${riskq_risk_dir:...} in configs/train.yaml's hydra.run.dir
@@ -117,10 +117,10 @@ def train_from_config(raw: DictConfig) -> None:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
 def run(raw: DictConfig) -> None:
-    """The task function that Hydra calls. SIGINT and SIGTERM stop the run (``riskq.stopping``):
+    """The task function that Hydra calls. SIGINT and SIGTERM stop the run (``riskq.run.stopping``):
     summary.json says ``interrupted`` and the last checkpoint stays, so ``resume=<run dir>``
     continues it; repeated signals while it stops are ignored. In a Slurm job the time-limit or
-    preemption signal stops it for a requeue, after which it continues (``riskq.cluster``)."""
+    preemption signal stops it for a requeue, after which it continues (``riskq.run.cluster``)."""
     STOP.install()
     with job_errors("riskq-train"), requeue_on_signal():
         train_from_config(raw)

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from riskq.checkpoint import (
+from riskq.config import AlgoConfig, TrainConfig
+from riskq.errors import RunFailed
+from riskq.run.checkpoint import (
     CHECKPOINT_DIR,
     LATEST,
     MISMATCH_ERRORS,
@@ -30,17 +32,15 @@ from riskq.checkpoint import (
     mismatch,
     save_checkpoint,
 )
-from riskq.cluster import PREEMPTION, Preempted
-from riskq.config import AlgoConfig, TrainConfig
-from riskq.errors import RunFailed
-from riskq.experiment import EVAL_SEED_OFFSET, Experiment, evaluate, rollout_statistics
-from riskq.finite import non_finite
-from riskq.logger import METRICS_FILE, RunLogger
-from riskq.matrix_report import initial_greedy_report, matrix_summary
-from riskq.run_dir import SUMMARY_FILE
-from riskq.run_files import TEMPORARY_SUFFIX, RunFileError, atomic_file, remove_quietly, writing
-from riskq.runner import Rollout, linear_schedule
-from riskq.tracking import WandbTracker, start_tracking
+from riskq.run.cluster import PREEMPTION, Preempted
+from riskq.run.experiment import EVAL_SEED_OFFSET, Experiment, evaluate, rollout_statistics
+from riskq.run.finite import non_finite
+from riskq.run.logger import METRICS_FILE, RunLogger
+from riskq.run.matrix_report import initial_greedy_report, matrix_summary
+from riskq.run.run_dir import SUMMARY_FILE
+from riskq.run.run_files import TEMPORARY_SUFFIX, RunFileError, atomic_file, remove_quietly, writing
+from riskq.run.runner import Rollout, linear_schedule
+from riskq.run.tracking import WandbTracker, start_tracking
 
 
 @dataclass
@@ -244,7 +244,7 @@ def train_loop(exp: Experiment, cfg: TrainConfig, progress: Progress, logger: Ru
                 iteration(exp, cfg, counters, finish=True)
             progress.checkpoint(exp)
         logger.advance(counters.t_env, {"eval_return": latest.get("eval/return_mean", np.nan)})
-        if PREEMPTION.requested:  # the job's time limit or preemption (riskq.cluster)
+        if PREEMPTION.requested:  # the job's time limit or preemption (riskq.run.cluster)
             if not exp.runner.in_flight:  # a checkpoint here keeps the continuation exact
                 progress.checkpoint(exp)
             raise Preempted(f"stopped at env step {counters.t_env} for a requeue")
@@ -267,10 +267,10 @@ def train(
 
     ``state``: the checkpoint to continue (default: the run's own when ``cfg.resume`` is set);
     ``tracker``: the run's W&B run when already started (default: started here when
-    ``logger.wandb`` is set; ``riskq.tracking``).
+    ``logger.wandb`` is set; ``riskq.run.tracking``).
     summary.json says ``running`` until the run is ``complete``, or ``failed`` (RunFailed:
     non-finite values, or a run file that could not be written: RunFileError), or
-    ``interrupted`` (Ctrl-C, SIGTERM: ``riskq.stopping``).
+    ``interrupted`` (Ctrl-C, SIGTERM: ``riskq.run.stopping``).
     """
     initial = initial_greedy_report(exp.eval_runner, seed=cfg.seed + EVAL_SEED_OFFSET)
     if state is None and cfg.resume is not None:

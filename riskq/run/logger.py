@@ -5,8 +5,8 @@ x-axis is always the number of environment steps.
 
 Both logs are append-only and written in the training loop's own thread, flushed at every log
 point, so a write that fails stops the run there with a one-line error naming the file
-(``riskq.run_files.RunFileError``). A run killed (or out of disk space) while appending leaves
-a partial last record: ``riskq.run_files.read_metrics``, the one reader of ``metrics.jsonl``
+(``riskq.run.run_files.RunFileError``). A run killed (or out of disk space) while appending leaves
+a partial last record: ``riskq.run.run_files.read_metrics``, the one reader of ``metrics.jsonl``
 that every command and script uses, leaves a partial last line out with a one-line warning, and
 a resumed run cuts both logs back to their last whole record (``trim_metrics``,
 ``trim_event_file``).
@@ -29,8 +29,8 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tqdm import tqdm
 
-from riskq.run_files import METRICS_FILE, RunFileError, atomic_file, read_metrics, writing
-from riskq.tracking import WandbTracker
+from riskq.run.run_files import METRICS_FILE, RunFileError, atomic_file, read_metrics, writing
+from riskq.run.tracking import WandbTracker
 
 __all__ = ["METRICS_FILE", "RunLogger", "read_metrics", "trim_metrics"]
 
@@ -157,7 +157,7 @@ class RunLogger:
         total_steps: int,
         start_step: int = 0,
         progress: bool = True,
-        tracker: WandbTracker | None = None,  # riskq.tracking: every scalar to W&B too
+        tracker: WandbTracker | None = None,  # riskq.run.tracking: every scalar to W&B too
     ) -> None:
         self.run_dir, self.tracker = run_dir, tracker
         self.metrics_path = run_dir / METRICS_FILE

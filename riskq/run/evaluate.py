@@ -2,7 +2,7 @@
 (``load_run``), and its greedy evaluation (``evaluate_run``).
 
 ``riskq-eval`` (``riskq.cli.evaluate``) and the trained-model mode of ``riskq-rigm``
-(``riskq.rigm_trained``) load runs here. A run is a directory holding ``config.yaml`` and
+(``riskq.analysis.rigm_trained``) load runs here. A run is a directory holding ``config.yaml`` and
 ``checkpoints/latest.pt`` (or a checkpoint file inside one).
 """
 
@@ -11,17 +11,17 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from riskq.checkpoint import (
+from riskq.config import RiskConfig, TrainConfig, load_train_config
+from riskq.run.checkpoint import (
     MISMATCH_ERRORS,
     CheckpointError,
     load_checkpoint,
     mismatch,
     resolve_checkpoint,
 )
-from riskq.config import RiskConfig, TrainConfig, load_train_config
-from riskq.experiment import EVAL_SEED_OFFSET, Experiment, build_experiment, evaluate
-from riskq.labels import canonical_risk
-from riskq.matrix_report import matrix_summary
+from riskq.run.experiment import EVAL_SEED_OFFSET, Experiment, build_experiment, evaluate
+from riskq.run.labels import canonical_risk
+from riskq.run.matrix_report import matrix_summary
 
 
 def read_run(location: str | Path) -> tuple[TrainConfig, Path, Path]:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import riskq
-from riskq.run_files import atomic_file
+from riskq.run.run_files import atomic_file
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "atomic_file", "load_checkpoint"]
 

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 
 from envs.base import BatchedEnv
-from riskq.risk import RiskMeasure
-from riskq.runner import Rollout, Runner
+from riskq.model.risk import RiskMeasure
+from riskq.run.runner import Rollout, Runner
 
 
 def greedy_joint_action(rollout: Rollout) -> tuple[int, ...]:

@@ -7,14 +7,14 @@ update with plain torch ops, top to bottom:
 
 1. agent quantiles: every action's sorted quantiles from the GRU agent network (``nn.GRU``);
 2. joint quantiles: the mixer (RiskQ's weighted mixture written out, every other mixer of
-   ``riskq.mixers.MIXERS`` as it is);
+   ``riskq.model.mixers.MIXERS`` as it is);
 3. targets: risk-greedy double-Q selection and TD(lambda) per quantile index, a loop over time;
 4. loss: the quantile Huber loss from its formula (squared TD error for expected-value mixers);
 
 then ``ReferenceLearner.update``: targets, loss, optimiser step (``torch.optim``), target sync.
 
 ``algo.update=reference`` trains with it; the default ``algo.update=fast`` trains with
-``riskq.learner.Learner``, an optimisation of this module (hand-written GRU backward, a head
+``riskq.model.learner.Learner``, an optimisation of this module (hand-written GRU backward, a head
 evaluated for the taken actions only, a vectorised TD(lambda), a fused loss, one flat optimiser
 tensor) that gives the same numbers: tests/test_learner_equivalence.py checks the loss, the
 targets, every gradient and short training runs of the two against each other.
@@ -31,13 +31,13 @@ from collections.abc import Callable
 
 import torch
 
-from riskq.buffer import EpisodeBatch
 from riskq.config import AlgoConfig
-from riskq.mixers import Mixer, RiskQMixer
-from riskq.networks import RecurrentQuantileAgent, build_agent_inputs, previous_actions_onehot
-from riskq.quantiles import huber, quantile_midpoints
-from riskq.risk import RiskMeasure
-from riskq.targets import gather_actions  # [..., N, A, K] at actions [..., N] -> [..., N, K]
+from riskq.model.buffer import EpisodeBatch
+from riskq.model.mixers import Mixer, RiskQMixer
+from riskq.model.networks import RecurrentQuantileAgent, build_agent_inputs, previous_actions_onehot
+from riskq.model.quantiles import huber, quantile_midpoints
+from riskq.model.risk import RiskMeasure
+from riskq.model.targets import gather_actions  # [..., N, A, K] at actions [..., N] -> [..., N, K]
 
 
 # ----------------------------------------------------------------- 1. agent quantiles
@@ -95,7 +95,7 @@ def registered_mixer(
     state: torch.Tensor,
     agent_features: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Any mixer of ``riskq.mixers.MIXERS`` as it is: [B, T, N, K] -> [B, T, K'] ([B, T, N, K]
+    """Any mixer of ``riskq.model.mixers.MIXERS`` as it is: [B, T, N, K] -> [B, T, K'] ([B, T, N, K]
     for independent learners, which have no joint return)."""
     return mixer(agent_quantiles, state, agent_features)
 
@@ -253,7 +253,8 @@ def objective(
 
 
 # ----------------------------------------------------------------- the update
-# algo.optimiser -> torch's optimiser over the parameter list (the keys of riskq.optim.OPTIMISERS)
+# algo.optimiser -> torch's optimiser over the parameter list
+# (the keys of riskq.model.optim.OPTIMISERS)
 TORCH_OPTIMISERS: dict[str, Callable[[list, AlgoConfig], torch.optim.Optimizer]] = {
     "rmsprop": lambda params, cfg: torch.optim.RMSprop(
         params, lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps
@@ -267,7 +268,8 @@ TORCH_OPTIMISERS: dict[str, Callable[[list, AlgoConfig], torch.optim.Optimizer]]
 class ReferenceLearner:
     """The learner of ``algo.update=reference``: owns the online and target networks and
     ``torch.optim``'s optimiser over their parameters; its checkpoints hold torch's optimiser
-    state. ``riskq.learner.Learner`` (``algo.update=fast``) is this class with faster steps."""
+    state. ``riskq.model.learner.Learner`` (``algo.update=fast``) is this class with faster
+    steps."""
 
     flat_params: torch.nn.Parameter | None = None  # separate tensors: the trainer checks each
 

@@ -1,4 +1,5 @@
-"""RIGM on a trained model: the checker of ``riskq.rigm`` over the states met in evaluation.
+"""RIGM on a trained model: the checker of ``riskq.analysis.rigm`` over the states met in
+evaluation.
 
     riskq-rigm run=results/runs/<...>/seed0_<time> episodes=32
 
@@ -16,11 +17,11 @@ import sys
 
 import torch
 
-from riskq.evaluate import load_run
-from riskq.experiment import EVAL_SEED_OFFSET
-from riskq.learner import agent_inputs
-from riskq.rigm import RigmConfig, check_rigm, validate
-from riskq.risk import RiskMeasure
+from riskq.analysis.rigm import RigmConfig, check_rigm, validate
+from riskq.model.learner import agent_inputs
+from riskq.model.risk import RiskMeasure
+from riskq.run.evaluate import load_run
+from riskq.run.experiment import EVAL_SEED_OFFSET
 
 
 def say(message: str) -> None:

@@ -4,7 +4,7 @@
   stands; the title counts the steps, the return and the cliff falls.
 - MACF: the two cars on the road (one lane each) with the target line, coloured by speed
   (red above the speed limit), their tracks and a mark where a crash happened.
-- SMAX: JaxMARL's own visualiser (``riskq.render_smax``).
+- SMAX: JaxMARL's own visualiser (``riskq.analysis.render_smax``).
 
 Several runs of one env are drawn side by side, one panel each, for as many frames as the
 longest episode has (a shorter one holds its last frame). A frame shows the state after
@@ -29,10 +29,10 @@ import numpy as np
 
 from envs.macf import REACH_TOLERANCE, CarFollowing, team_reward
 from envs.macn import CliffNavigation, is_cliff
-from riskq.checkpoint import CheckpointError
 from riskq.errors import UsageError
-from riskq.evaluate import load_run, read_run
-from riskq.experiment import EVAL_SEED_OFFSET, Experiment
+from riskq.run.checkpoint import CheckpointError
+from riskq.run.evaluate import load_run, read_run
+from riskq.run.experiment import EVAL_SEED_OFFSET, Experiment
 
 DRAWING_PACKAGES = ("matplotlib", "PIL")  # the plot extra: figures and Pillow's GIF writer
 AGENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
@@ -296,10 +296,11 @@ def draw_scenes(runs: list, env_name: str, out: Path, *, seed: int | None, fps: 
 
 
 def draw_smax(runs: list, env_name: str, out: Path, *, seed: int | None, fps: int) -> int:
-    """SMAX: JaxMARL's visualiser (``riskq.render_smax``), one run at a time, its own speed."""
+    """SMAX: JaxMARL's visualiser (``riskq.analysis.render_smax``), one run at a time, its own
+    speed."""
     if len(runs) > 1:
         raise UsageError("SMAX runs are drawn one at a time (JaxMARL's visualiser)")
-    from riskq.render_smax import render_smax
+    from riskq.analysis.render_smax import render_smax
 
     return render_smax(*load_episode(runs[0], seed=seed), out)
 

@@ -3,7 +3,7 @@
 ``EpisodeBatch`` declares every episode field once, with its layout (``FieldLayout``: shape
 after [B, T(+1)] in terms of the env's ``EnvInfo``, dtype, one entry per observation or per
 step); the runner's recorder and the replay buffer's storage are built from that declaration.
-Adding a field is one line here plus filling it in ``riskq.runner`` (from ``EnvObs`` when the
+Adding a field is one line here plus filling it in ``riskq.run.runner`` (from ``EnvObs`` when the
 field has the same name as an ``EnvObs`` attribute, automatically).
 
 Shapes: B episodes, T time steps (T + 1 observations), N agents, A actions, O observation,

@@ -1,4 +1,4 @@
-"""Optional experiment tracking: every scalar a run logs (``riskq.logger``) goes to Weights &
+"""Optional experiment tracking: every scalar a run logs (``riskq.run.logger``) goes to Weights &
 Biases too, at the same env step (extra: wandb)::
 
     riskq-train logger.wandb=true logger.project=riskq logger.group=macn-cvar logger.tags=[macn]

@@ -1,9 +1,9 @@
 """Builds a run's components from its config: env -> agent + mixer -> runner, buffer, learner.
 
 Data flows one way: config -> env + agents + mixer -> runner (collects episodes) ->
-buffer -> learner -> logger/checkpoint. The trainer (``riskq.trainer``), the evaluation of a
-saved run (``riskq.evaluate``) and the trained-model check (``riskq.rigm_trained``) all build
-their pieces here, so they cannot drift apart.
+buffer -> learner -> logger/checkpoint. The trainer (``riskq.run.trainer``), the evaluation of a
+saved run (``riskq.run.evaluate``) and the trained-model check
+(``riskq.analysis.rigm_trained``) all build their pieces here, so they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ import numpy as np
 import torch
 
 from envs import BatchedEnv, env_class
-from riskq.buffer import ReplayBuffer
 from riskq.config import TrainConfig
-from riskq.learner import Learner
-from riskq.mixers import MIXERS, make_mixer
-from riskq.networks import RecurrentQuantileAgent, agent_input_dim
-from riskq.optim import OPTIMISERS
-from riskq.reference import ReferenceLearner
-from riskq.risk import RiskMeasure, empirical_risk, make_risk_measure
-from riskq.runner import RUNNERS, Rollout, Runner
+from riskq.model.buffer import ReplayBuffer
+from riskq.model.learner import Learner
+from riskq.model.mixers import MIXERS, make_mixer
+from riskq.model.networks import RecurrentQuantileAgent, agent_input_dim
+from riskq.model.reference import TORCH_OPTIMISERS, ReferenceLearner
+from riskq.model.risk import RiskMeasure, empirical_risk, make_risk_measure
+from riskq.run.runner import RUNNERS, Rollout, Runner
 
 # algo.update -> the learner class: the fast update or the plain one it optimises (same numbers)
 LEARNERS: dict[str, type[ReferenceLearner]] = {"fast": Learner, "reference": ReferenceLearner}
@@ -65,8 +64,8 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.algo.update not in LEARNERS:
         name, choices = cfg.algo.update, ", ".join(LEARNERS)
         raise ValueError(f"algo.update: unknown '{name}'; valid choices: {choices}")
-    if cfg.algo.optimiser not in OPTIMISERS:
-        name, choices = cfg.algo.optimiser, ", ".join(OPTIMISERS)
+    if cfg.algo.optimiser not in TORCH_OPTIMISERS:  # the keys of riskq.model.optim.OPTIMISERS too
+        name, choices = cfg.algo.optimiser, ", ".join(TORCH_OPTIMISERS)
         raise ValueError(f"algo.optimiser: unknown '{name}'; valid choices: {choices}")
     if not all(0.0 <= beta < 1.0 for beta in cfg.algo.optim_betas):
         raise ValueError(f"algo.optim_betas must lie in [0, 1), got {list(cfg.algo.optim_betas)}")

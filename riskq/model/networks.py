@@ -8,9 +8,9 @@ default; ``shared=False`` gives every agent its own copy (same API). ``zero_head
 the output layer at zero: every action's quantiles are 0 before the first update, so the
 untrained greedy action is each agent's first one (a known starting point for demos).
 
-``riskq.reference.agent_quantiles`` runs this network plainly (``nn.GRU`` over each agent's
+``riskq.model.reference.agent_quantiles`` runs this network plainly (``nn.GRU`` over each agent's
 sequence, the full head, ``torch.sort``); the GRU paths below (``sequence_features``, the
-kernels of ``riskq.kernels``) are an optimisation of it, checked against it by
+kernels of ``riskq.model.kernels``) are an optimisation of it, checked against it by
 tests/test_learner_equivalence.py.
 
 Entry points with identical maths:
@@ -18,7 +18,7 @@ Entry points with identical maths:
 - ``forward`` for whole padded episodes [B, T, ...] from a zero hidden state;
 - ``features`` then ``quantiles`` / ``action_quantiles`` for the learner, which needs every
   action's quantiles without gradient (risk-greedy selection) but only the taken action's with
-  it (riskq.kernels: a hand-written GRU backward and a per-action head).
+  it (riskq.model.kernels: a hand-written GRU backward and a per-action head).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from riskq.kernels import (
+from riskq.model.kernels import (
     SHORT_SEQUENCE_STEPS,
     action_head,
     gru_sequences,
@@ -96,10 +96,10 @@ def sequence_features(
     """GRU features [B, T, N, H] of each of ``agents`` (one architecture) on the same inputs.
 
     inputs [B, T, N, I], hidden [B, N, H] (default 0). Every core of every agent runs in one
-    time loop (riskq.kernels.gru_sequences): the learner's online and target networks cost
+    time loop (riskq.model.kernels.gru_sequences): the learner's online and target networks cost
     little more than one. Agents with trainable parameters must come first. Sequences of at
     most ``SHORT_SEQUENCE_STEPS`` steps (acting steps, one-step games) take plain autograd ops
-    instead (riskq.kernels.gru_steps): fewer ops than the kernel's set-up or ``nn.GRU``'s.
+    instead (riskq.model.kernels.gru_steps): fewer ops than the kernel's set-up or ``nn.GRU``'s.
     """
     first = agents[0]
     first._check(inputs, leading=2)
@@ -147,8 +147,9 @@ def sequence_features(
 def _short_features(
     agent: RecurrentQuantileAgent, inputs: torch.Tensor, hidden: torch.Tensor | None
 ) -> torch.Tensor:
-    """``sequence_features`` of one agent for a sequence of a few steps (riskq.kernels.gru_steps,
-    plain autograd ops): inputs [B, T, N, I], hidden [B, N, H] or None (zero) -> [B, T, N, H]."""
+    """``sequence_features`` of one agent for a sequence of a few steps
+    (riskq.model.kernels.gru_steps, plain autograd ops): inputs [B, T, N, I], hidden [B, N, H] or
+    None (zero) -> [B, T, N, H]."""
     batch, steps, n_agents, _ = inputs.shape
     time_major = inputs.transpose(0, 1)  # [T, B, N, I]
     if agent.shared:  # the agents are rows of one batch

@@ -11,7 +11,7 @@ limit). riskq's part:
 - ``requeue_on_signal`` (around the task function, in a submitit Slurm job only): the signal no
   longer interrupts the run wherever it is. It sets ``PREEMPTION``; the training loop stops at
   the end of its iteration, saves a checkpoint there and marks summary.json ``interrupted``
-  (``riskq.trainer``); then submitit's own handler requeues the job.
+  (``riskq.run.trainer``); then submitit's own handler requeues the job.
 - ``requeued_resume``: a requeued job (``SLURM_RESTART_COUNT`` >= 1) continues its own run from
   the checkpoint in its run directory, exactly as ``resume=<run dir>`` would.
 
@@ -32,10 +32,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from riskq.checkpoint import CHECKPOINT_DIR, LATEST
 from riskq.config import TrainConfig
 from riskq.errors import RunFailed
-from riskq.stopping import StopRequest
+from riskq.run.checkpoint import CHECKPOINT_DIR, LATEST
+from riskq.run.stopping import StopRequest
 
 SUBMITIT_SLURM = "slurm"  # SUBMITIT_EXECUTOR in a job that submitit's Slurm executor submitted
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from riskq.labels import risk_label, risk_level
-from riskq.run_dir import incomplete_note, run_status
+from riskq.run.labels import risk_label, risk_level
+from riskq.run.run_dir import incomplete_note, run_status
 
 try:
     import pandas as pd
@@ -82,7 +82,7 @@ class Run:
     algo: str
     risk: str
     seed: int | None
-    status: str = "complete"  # riskq.run_dir.run_status
+    status: str = "complete"  # riskq.run.run_dir.run_status
 
 
 def metric_label(metric: str) -> str:
@@ -149,7 +149,7 @@ def _read_events(run: Run) -> pd.DataFrame:
     """Long frame (tag, env_steps, wall_minutes, value) of one run's scalars."""
     from tbparse import SummaryReader
 
-    from riskq.logger import EVENT_FILE_PREFIX, whole_event_records
+    from riskq.run.logger import EVENT_FILE_PREFIX, whole_event_records
 
     for path in sorted((run.path / "tb").glob(f"{EVENT_FILE_PREFIX}*")):
         whole_event_records(path)  # a partial last record: a warning (tbparse leaves it out)
@@ -185,9 +185,9 @@ def bootstrap_ci(values, *, n_boot: int = 2000, confidence: float = 0.95, seed: 
     """Mean over runs and rliable's stratified percentile-bootstrap CI of that mean.
 
     values: [R, X] (R runs, X points) -> (mean, ci_low, ci_high), each [X]. The resampling is
-    seeded, so the same values always give the same interval (riskq/aggregate.py).
+    seeded, so the same values always give the same interval (riskq/analysis/aggregate.py).
     """
-    from riskq.aggregate import curve_intervals  # rliable: the [plot] extra
+    from riskq.analysis.aggregate import curve_intervals  # rliable: the [plot] extra
 
     return curve_intervals(values, reps=n_boot, confidence=confidence, seed=seed)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from riskq.errors import UsageError
-from riskq.run_files import writing
+from riskq.run.run_files import writing
 
 LOCK_FILE = ".riskq.lock"
 SUMMARY_FILE = "summary.json"

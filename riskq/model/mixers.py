@@ -10,7 +10,7 @@ expected-value ones (vdn, qmix) return K_out = 1. ``none`` (independent learners
 output and returns the agent quantiles unchanged, [B, T, N, K].
 
 Whether a mixer satisfies RIGM (CONVENTIONS.md section 1) is stated in its docstring and checked
-numerically by ``riskq.rigm``. Reference: Shen et al., NeurIPS 2023, arXiv:2311.01753.
+numerically by ``riskq.analysis.rigm``. Reference: Shen et al., NeurIPS 2023, arXiv:2311.01753.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Optimisers for the learner's one flat parameter tensor, written out.
 
-Speed machinery: an optimisation of ``riskq.reference``, whose update steps ``torch.optim``'s
+Speed machinery: an optimisation of ``riskq.model.reference``, whose update steps ``torch.optim``'s
 RMSprop or Adam over the parameter list (``algo.update=reference``); the fast learner steps
 these over one flat tensor with the same numbers (tests/test_learner_equivalence.py checks
 both, and training runs under the two switches).
 
-The learner steps a single flat parameter [P] (``riskq.learner.flatten_parameters``). torch's
+The learner steps a single flat parameter [P] (``riskq.model.learner.flatten_parameters``). torch's
 ``torch.optim`` classes do the same maths, but building one imports ``torch._dynamo`` (its
 methods are wrapped to keep the compiler out), which costs seconds at every start-up: more
 than a quarter of the default risk-ladder run's set-up. Each class here has torch's update (no
@@ -185,5 +185,5 @@ OPTIMISERS: dict[str, Callable[[torch.nn.Parameter, AlgoConfig], Optimiser]] = {
 
 def build_optimiser(param: torch.nn.Parameter, cfg: AlgoConfig) -> Optimiser:
     """The optimiser ``cfg.optimiser`` names (a key of ``OPTIMISERS``, checked at start-up by
-    ``riskq.experiment.validate``) over ``param``."""
+    ``riskq.run.experiment.validate``) over ``param``."""
     return OPTIMISERS[cfg.optimiser](param, cfg)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from omegaconf.errors import OmegaConfBaseException
 
-from riskq.checkpoint import CheckpointError, resolve_checkpoint
 from riskq.config import TrainConfig, load_train_config
 from riskq.errors import UsageError
-from riskq.labels import canonical_risk
-from riskq.run_dir import RESUMABLE_KEYS, config_differences
+from riskq.run.checkpoint import CheckpointError, resolve_checkpoint
+from riskq.run.labels import canonical_risk
+from riskq.run.run_dir import RESUMABLE_KEYS, config_differences
 
 
 def resume_dir(cfg: TrainConfig, hydra_cfg) -> Path:

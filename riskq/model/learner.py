@@ -1,13 +1,13 @@
-"""The fast learner: ``riskq.reference``'s update, optimised (CONVENTIONS.md section 5).
+"""The fast learner: ``riskq.model.reference``'s update, optimised (CONVENTIONS.md section 5).
 
-One update = targets, loss, optimiser step, target sync, as in ``riskq.reference``, which
+One update = targets, loss, optimiser step, target sync, as in ``riskq.model.reference``, which
 writes the update out plainly and which ``algo.update=reference`` trains with. ``Learner`` is
 ``ReferenceLearner`` with faster steps and the same numbers: both networks' GRUs in one time
-loop with a hand-written backward (``riskq.kernels``), the head evaluated for the taken actions
-only, a vectorised TD(lambda) (``riskq.targets``), a fused quantile Huber loss
-(``riskq.quantiles``), one target sample for one-step games, and one flat parameter tensor for
-the clip and the optimiser (``riskq.optim``). tests/test_learner_equivalence.py checks it
-against ``riskq.reference``: targets, loss and every gradient, and short training runs.
+loop with a hand-written backward (``riskq.model.kernels``), the head evaluated for the taken
+actions only, a vectorised TD(lambda) (``riskq.model.targets``), a fused quantile Huber loss
+(``riskq.model.quantiles``), one target sample for one-step games, and one flat parameter tensor
+for the clip and the optimiser (``riskq.model.optim``). tests/test_learner_equivalence.py checks it
+against ``riskq.model.reference``: targets, loss and every gradient, and short training runs.
 
 Distributional mixers are trained with the quantile Huber loss between the predicted joint
 quantiles and TD(lambda) target samples built with double-Q risk-greedy selection;
@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import torch
 
-from riskq.buffer import EpisodeBatch
-from riskq.kernels import retain_freed_memory, sort_quantiles, sort_quantiles_
-from riskq.networks import sequence_features
-from riskq.optim import Optimiser, build_optimiser
-from riskq.quantiles import quantile_huber_loss, quantile_midpoints
-from riskq.reference import (
+from riskq.model.buffer import EpisodeBatch
+from riskq.model.kernels import retain_freed_memory, sort_quantiles, sort_quantiles_
+from riskq.model.networks import sequence_features
+from riskq.model.optim import Optimiser, build_optimiser
+from riskq.model.quantiles import quantile_huber_loss, quantile_midpoints
+from riskq.model.reference import (
     ReferenceLearner,
     agent_inputs,
     masked_mean,
     scale_rewards,
     step_weights,
 )
-from riskq.targets import masked_argmax, td_lambda_targets
+from riskq.model.targets import masked_argmax, td_lambda_targets
 
 __all__ = ["Learner", "agent_inputs", "flatten_parameters"]
 
@@ -39,7 +39,7 @@ __all__ = ["Learner", "agent_inputs", "flatten_parameters"]
 def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
     """One flat parameter [P] whose storage holds ``params`` as views.
 
-    Gradient clipping and the optimisers (riskq.optim) are elementwise over all parameters, so
+    Gradient clipping and the optimisers (riskq.model.optim) are elementwise over all parameters, so
     stepping one flat tensor is the same maths in a handful of ops instead of several per
     parameter (for the one-step matrix games, most of the optimiser's cost).
     ``Learner.gather_gradients`` copies the parameters' gradients into its ``.grad``.
@@ -63,7 +63,7 @@ class Learner(ReferenceLearner):
             retain_freed_memory()  # big per-update temporaries: no page faults after the first
 
     def build_optimiser(self) -> Optimiser:
-        """``riskq.optim``'s optimiser over one flat tensor holding every parameter."""
+        """``riskq.model.optim``'s optimiser over one flat tensor holding every parameter."""
         self.flat_params = flatten_parameters(self.params)  # one tensor for clip and optimiser
         return build_optimiser(self.flat_params, self.cfg)  # algo.optimiser
 

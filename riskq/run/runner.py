@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from envs.base import BatchedEnv, EnvObs
-from riskq.buffer import EPISODE_FIELDS, EpisodeBatch, episode_tensors
-from riskq.networks import RecurrentQuantileAgent, actions_onehot, build_agent_inputs
-from riskq.risk import RiskMeasure
+from riskq.model.buffer import EPISODE_FIELDS, EpisodeBatch, episode_tensors
+from riskq.model.networks import RecurrentQuantileAgent, actions_onehot, build_agent_inputs
+from riskq.model.risk import RiskMeasure
 
 
 def linear_schedule(t_env: int, *, start: float, finish: float, anneal_steps: int) -> float:

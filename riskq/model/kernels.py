@@ -1,8 +1,8 @@
 """Hand-written kernels of the learner's hot path, with the maths of the plain PyTorch modules.
 
-Speed machinery: an optimisation of ``riskq.reference``, the plain update (``nn.GRU``, the full
-head, ``torch.sort``) that ``algo.update=reference`` trains with; the fast learner
-(``riskq.learner``) runs these kernels instead and gives the same numbers.
+Speed machinery: an optimisation of ``riskq.model.reference``, the plain update (``nn.GRU``,
+the full head, ``torch.sort``) that ``algo.update=reference`` trains with; the fast learner
+(``riskq.model.learner``) runs these kernels instead and gives the same numbers.
 
 - ``gru_sequences``: ``nn.GRU`` over whole sequences, several GRUs in one time loop (the
   learner's online and target networks). The gates are kept and the backward is written out
@@ -18,7 +18,7 @@ head, ``torch.sort``) that ``algo.update=reference`` trains with; the fast learn
 
 Shapes: T steps, B' sequences, H hidden, R rows, A actions, K quantiles.
 tests/test_learner_equivalence.py checks every kernel against the plain modules and the fast
-update against ``riskq.reference``.
+update against ``riskq.model.reference``.
 """
 
 from __future__ import annotations

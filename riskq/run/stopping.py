@@ -2,13 +2,13 @@
 limit) stops it; every later one while it stops is ignored.
 
 The first signal raises ``KeyboardInterrupt`` in the main thread, wherever the run is: the
-training loop (``riskq.trainer.train``) marks ``summary.json`` ``interrupted`` with the env step
+training loop (``riskq.run.trainer.train``) marks ``summary.json`` ``interrupted`` with the env step
 of its last checkpoint, closes its logs, and ``riskq-train`` releases the run lock, prints one
 line and exits with 130. Slurm signals a job step more than once at its time limit, and an
 impatient user presses Ctrl-C twice: a second ``KeyboardInterrupt`` raised inside those steps
 would leave the summary at ``running`` and print a second traceback, so the handler lets only
 the first one through. A checkpoint being written when the signal arrives is abandoned whole
-(``riskq.checkpoint.atomic_file``): the previous one stays.
+(``riskq.run.checkpoint.atomic_file``): the previous one stays.
 
 ``STOP`` is the process's one request; a hook that must act on a stop (e.g. save before a
 requeue) checks ``STOP.requested`` or ``STOP.signum``.

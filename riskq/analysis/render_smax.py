@@ -69,7 +69,7 @@ def heuristic_scenario(env_args: dict) -> Any:
 
 
 def render_smax(episode: Any, env: Any, env_args: dict, out: Path) -> int:
-    """Draw ``episode`` (``riskq.render.Episode``) of the SMAX adapter ``env`` (built from
+    """Draw ``episode`` (``riskq.analysis.render.Episode``) of the SMAX adapter ``env`` (built from
     ``env_args``) into the GIF ``out`` with JaxMARL's visualiser; returns the frames written."""
     import matplotlib
     import matplotlib.pyplot as plt

@@ -9,8 +9,9 @@ violates RIGM when regret > tol (ties are not violations).
 
 ``check_rigm`` works on any mixer, trained or freshly initialised; ``run_rigm`` runs it on
 random inputs for several mixers and risk measures (``RigmConfig``, the schema of
-configs/rigm.yaml), and ``riskq.rigm_trained`` on the states a trained run meets. The command
-``riskq-rigm`` is ``riskq.cli.rigm``. Reference: Shen et al., NeurIPS 2023, arXiv:2311.01753.
+configs/rigm.yaml), and ``riskq.analysis.rigm_trained`` on the states a trained run meets.
+The command ``riskq-rigm`` is ``riskq.cli.rigm``. Reference: Shen et al., NeurIPS 2023,
+arXiv:2311.01753.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from riskq.config import MixerConfig, RiskConfig
-from riskq.mixers import MIXERS, Mixer, RiskFn, make_mixer
-from riskq.risk import RiskMeasure, make_risk_measure
+from riskq.model.mixers import MIXERS, Mixer, RiskFn, make_mixer
+from riskq.model.risk import RiskMeasure, make_risk_measure
 
 MAX_JOINT_ACTIONS = 4096  # A^N above this is refused: the check enumerates every joint action
 
