@@ -121,15 +121,30 @@ def finish(process: subprocess.Popen, sweep_dir: Path) -> tuple[int, str, float]
     return process.returncode, process.stderr.read(), time.time()
 
 
-def job_states(job: str) -> list[str]:
+UNSETTLED = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED"}
+
+
+def job_states(job: str, *, settle_s: float = 60.0) -> list[str]:
     """Every state the job's records in the accounting show, first start first (a requeued job
-    has one REQUEUED record per requeue, then its last one)."""
-    out = command("sacct", "-n", "-X", "-P", "--duplicates", "-j", job, "-o", "State").stdout
-    return out.split()
+    has one REQUEUED record per requeue, then its last one).
+
+    slurmctld sends a job's end to slurmdbd asynchronously, so on a busy machine sacct can
+    still show the job running a moment after it ended: wait up to ``settle_s`` for its last
+    record to reach a final state."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        out = command("sacct", "-n", "-X", "-P", "--duplicates", "-j", job, "-o", "State").stdout
+        states = out.split()
+        if (states and states[-1] not in UNSETTLED) or time.monotonic() > deadline:
+            return states
+        time.sleep(1.0)
 
 
 def last_end(jobs: list[str]) -> float:
-    """When the last of ``jobs`` ended, from the accounting (one-second resolution)."""
+    """When the last of ``jobs`` ended, from the accounting (one-second resolution), once
+    every job's end has reached it."""
+    for job in jobs:
+        job_states(job)
     out = command("sacct", "-n", "-X", "-P", *[f"-j{job}" for job in jobs], "-o", "End").stdout
     return max(datetime.fromisoformat(end).timestamp() for end in out.split())
 
