@@ -92,6 +92,11 @@ class AlgoConfig:
     buffer_size: int = 5000  # episodes [5000]
     target_update_interval: int = 200  # episodes between hard target updates [200]
     updates_per_episode: float = 1.0  # learner updates per collected episode [1]
+    # The fast learner computes each update on at most this many sub-batches of similar
+    # episode length, each padded only to its own longest episode (riskq.model.buckets): the
+    # same loss and gradient with less padding where lengths vary (SMAX). 1 [the reference]:
+    # the whole batch padded to its longest episode.
+    length_buckets: int = 1
     epsilon_start: float = 1.0  # [1.0]
     epsilon_finish: float = 0.05  # [0.05]
     epsilon_anneal_steps: int = 100_000  # env steps [100k]

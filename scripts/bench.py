@@ -48,6 +48,20 @@ With ``--smax`` (needs the smax extra), on SMAX 3m with 64 copies and random ava
   smax_raw_over_streaming: its ratio to raw JaxMARL.
 - torch_updates_per_s_before_jax / _after_jax: MACF learner updates before JAX was imported and
   after it ran (envs/smax.py keeps XLA to one thread, so the two should match).
+
+and, on SMAX 2s3z with the learning rule of ``configs/env/smax_2s3z.yaml`` (RiskQ, Wang 0.75):
+- smax_train_env_steps_per_s: the training loop end to end (riskq-train's ``train``: collection,
+  replay, updates; evaluation only at the end, on 8 episodes) over ``--smax-train-steps`` env
+  steps from the start of a run (epsilon from 1), its buffer filled with one batch beforehand;
+  smax_train_previous_rule_env_steps_per_s: the same with the rule SMAX shipped before
+  (``PREVIOUS_SMAX_RULE``: 8 copies, one update of 32 episodes per episode, no length buckets),
+  run in the same bench; smax_train_over_previous_rule: their ratio.
+- smax_learner_sampled_steps_per_s: batch episodes x their valid steps per second of updating
+  (batches of the shipped size from 256 episodes collected at epsilon 0.5);
+  smax_learner_padded_steps_per_s: the same counting every padded step of the batch.
+- smax_update_split_ms: one update's stages as update_split_ms, summed over its length buckets;
+  smax_learner_flop_efficiency: update_gflop over the buckets' padded shapes x updates per
+  second over sgemm_gflop_per_s.
 """
 
 from __future__ import annotations
@@ -68,7 +82,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs import make_batched_env
 from riskq.cli.compose import compose_config
-from riskq.model.learner import agent_inputs
+from riskq.model.learner import agent_inputs, sub_batch
 from riskq.run.experiment import build_experiment
 from riskq.run.trainer import train
 
@@ -315,13 +329,92 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
     }
 
 
+# The SMAX learning rule before length buckets and the PyMARL2-style update-to-data ratio.
+PREVIOUS_SMAX_RULE = [
+    "num_envs=8",
+    "algo.batch_size=32",
+    "algo.updates_per_episode=1.0",
+    "algo.length_buckets=1",
+]
+SMAX_TRAIN_OVERRIDES = ["env=smax_2s3z", "algo=riskq", "risk=wang", "progress=false"]
+
+
+def smax_train_rate(overrides: list[str], steps: int) -> float:
+    """Env steps per second of ``train`` on SMAX (evaluation only at the end, on 8 episodes)."""
+    cfg = compose_config(
+        [
+            *overrides,
+            f"t_max={steps}",
+            f"eval_interval={10 * steps}",
+            "eval_episodes=8",
+            "checkpoint_interval=100000000",
+        ]
+    )
+    exp = build_experiment(cfg)
+    while exp.buffer.size < cfg.algo.batch_size:  # every timed episode pays for its updates
+        exp.buffer.add(exp.runner.collect(epsilon=1.0).batch)
+    with tempfile.TemporaryDirectory() as run_dir:
+        start = time.perf_counter()
+        summary = train(cfg, Path(run_dir), exp)
+        return summary["t_env"] / (time.perf_counter() - start)
+
+
+def smax_learner_figures(threads: int, device: torch.device, updates: int) -> dict:
+    """Sampled steps per second, update split and flop efficiency of the shipped SMAX rule's
+    updates, on batches from 256 episodes of 2s3z collected at epsilon 0.5."""
+    cfg = compose_config([*SMAX_TRAIN_OVERRIDES, f"threads={threads}", f"device={device}"])
+    exp = build_experiment(cfg)
+    while exp.buffer.size < 256:
+        exp.buffer.add(exp.runner.collect(epsilon=0.5).batch)
+    learner = exp.learner
+    batches = [exp.buffer.sample(cfg.algo.batch_size, exp.sample_rng) for _ in range(updates + 1)]
+    synchronized(device, lambda: learner.update(batches[0], episodes_seen=0))  # warm-up
+    start = time.perf_counter()
+    for batch in batches[1:]:
+        synchronized(device, lambda batch=batch: learner.update(batch, episodes_seen=0))
+    seconds = time.perf_counter() - start
+    valid = sum(int(batch.mask.sum()) for batch in batches[1:])
+    padded = sum(batch.mask.numel() for batch in batches[1:])
+    batch = batches[1]
+    parts = [sub_batch(batch, episodes) for episodes in learner.buckets(batch)]
+    splits = [update_split_ms(learner, part, device, 3) for part in parts]
+    split = {stage: round(sum(s[stage] for s in splits), 1) for stage in splits[0]}
+    gflop = sum(update_gflop(learner, part) for part in parts)
+    rate = updates / seconds
+    return {
+        "smax_learner_sampled_steps_per_s": round(valid / seconds),
+        "smax_learner_padded_steps_per_s": round(padded / seconds),
+        "smax_learner_updates_per_s": round(rate, 2),
+        "smax_update_split_ms": split,
+        "smax_learner_flop_efficiency": round(gflop * rate / sgemm_gflop_per_s(device), 3),
+        "smax_batch_episodes": cfg.algo.batch_size,
+        "smax_length_buckets": cfg.algo.length_buckets,
+        "smax_batch_mean_episode_steps": round(valid / updates / cfg.algo.batch_size, 1),
+    }
+
+
+def smax_training_bench(threads: int, device: torch.device, steps: int, updates: int) -> dict:
+    """The shipped SMAX rule against PREVIOUS_SMAX_RULE end to end, then its learner alone."""
+    common = [*SMAX_TRAIN_OVERRIDES, f"threads={threads}", f"device={device}"]
+    rate = smax_train_rate(common, steps)
+    previous = smax_train_rate([*common, *PREVIOUS_SMAX_RULE], steps)
+    return {
+        "smax_train_env_steps_per_s": round(rate, 1),
+        "smax_train_previous_rule_env_steps_per_s": round(previous, 1),
+        "smax_train_over_previous_rule": round(rate / previous, 2),
+        "smax_train_steps": steps,
+        **smax_learner_figures(threads, device, updates),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--train-steps", type=int, default=20_000)
-    parser.add_argument("--smax", action="store_true", help="also SMAX 3m (smax extra)")
+    parser.add_argument("--smax", action="store_true", help="also SMAX 3m and 2s3z (smax extra)")
+    parser.add_argument("--smax-train-steps", type=int, default=30_000)
     args = parser.parse_args()
     overrides = [
         "env=macf",
@@ -392,6 +485,11 @@ def main() -> None:
                 "load_average": round(os.getloadavg()[0], 2),
                 "torch": torch.__version__,
                 **(smax_bench(args.threads) if args.smax else {}),
+                **(
+                    smax_training_bench(args.threads, device, args.smax_train_steps, args.updates)
+                    if args.smax
+                    else {}
+                ),
             }
         )
     )

@@ -9,6 +9,7 @@ the plain op it replaces.
 """
 
 import copy
+import functools
 import json
 import re
 import subprocess
@@ -23,6 +24,7 @@ from budgets import TINY
 from riskq.cli.compose import compose_config
 from riskq.config import AlgoConfig
 from riskq.model import kernels, reference
+from riskq.model import learner as learner_module
 from riskq.model.kernels import (
     SHORT_SEQUENCE_STEPS,
     action_head,
@@ -159,6 +161,26 @@ def test_short_bootstrapped_sequences_equal_reference_update_in_float64(algo, sh
         algo, "macf", shared=shared, dtype=torch.float64, episode_limit=1
     )
     assert batch.max_steps == 1 and not batch.terminated.any()
+    assert_same_update(learner, batch, TIGHT)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("buckets", [2, 4])
+def test_length_buckets_update_equals_reference_update_in_float64(
+    algo, buckets, head_path, monkeypatch
+):
+    """algo.length_buckets: the batch computed as sub-batches of similar episode length, each
+    padded to its own longest, gives the reference's targets, loss and gradients. (No per-step
+    overhead in the cost, so that a batch of 6 episodes splits.)"""
+    no_overhead = functools.partial(learner_module.length_buckets, step_overhead=0.0)
+    monkeypatch.setattr(learner_module, "length_buckets", no_overhead)
+    learner, batch = learner_and_batch(algo, "macn", dtype=torch.float64)
+    learner.cfg.length_buckets = buckets
+    lengths = batch.mask.sum(dim=1)
+    assert len(set(lengths.tolist())) > 1  # episodes of different lengths
+    groups = learner.buckets(batch)
+    assert 1 < len(groups) <= buckets
+    assert sorted(np.concatenate(groups).tolist()) == list(range(batch.batch_size))
     assert_same_update(learner, batch, TIGHT)
 
 

@@ -406,13 +406,22 @@ def test_reset_copies_restarts_those_copies_as_a_fresh_reset_would(jaxmarl):
         obs, fresh_obs, same_obs = step.next_obs, fresh_step.next_obs, same_step.next_obs
 
 
-def test_streaming_collection_resumes_exactly_from_a_checkpoint(jaxmarl, tmp_path):
-    """collection=streaming: the run stopped at a checkpoint (t_max = checkpoint_interval) and
-    resumed to 400 steps ends as the uninterrupted run does (episodes in flight are played out
-    before every checkpoint)."""
+@pytest.mark.parametrize(
+    ("collection", "rule"),
+    [
+        ("streaming", []),
+        # the SMAX configs' rule: length buckets, an update every few episodes, lock-step
+        ("lockstep", ["algo.length_buckets=4", "algo.updates_per_episode=0.5"]),
+    ],
+)
+def test_collection_resumes_exactly_from_a_checkpoint(jaxmarl, tmp_path, collection, rule):
+    """The run stopped at a checkpoint (t_max = checkpoint_interval) and resumed to 400 steps
+    ends as the uninterrupted run does (streaming: episodes in flight are played out before
+    every checkpoint)."""
     base = [
+        *rule,
         "env=smax_3m",
-        "collection=streaming",
+        f"collection={collection}",
         "t_max=400",
         f"num_envs={E}",
         f"eval_episodes={E}",

@@ -17,8 +17,10 @@ Shapes: B batch, T steps, N agents, A actions, K quantiles, K' joint quantiles (
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from riskq.model.buckets import length_buckets
 from riskq.model.buffer import EpisodeBatch
 from riskq.model.kernels import retain_freed_memory, sort_quantiles, sort_quantiles_
 from riskq.model.networks import sequence_features
@@ -51,6 +53,20 @@ def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
         param.data = flat.data[offset : offset + size].view_as(param)
         offset += size
     return flat
+
+
+def sub_batch(batch: EpisodeBatch, episodes: np.ndarray) -> EpisodeBatch:
+    """The episodes ``episodes`` [b] of ``batch``, cut to the longest of them."""
+    index = torch.as_tensor(episodes, device=batch.mask.device)
+    picked = EpisodeBatch(**{name: value[index] for name, value in batch.tensors().items()})
+    return picked.truncate(int(picked.mask.sum(dim=1).max()))
+
+
+def pad_steps(values: torch.Tensor, steps: int) -> torch.Tensor:
+    """values [b, t, ...] zero-padded along time to [b, steps, ...]."""
+    padded = values.new_zeros(values.shape[0], steps, *values.shape[2:])
+    padded[:, : values.shape[1]] = values
+    return padded
 
 
 class Learner(ReferenceLearner):
@@ -153,6 +169,35 @@ class Learner(ReferenceLearner):
 
     def objective(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Steps 1 and 2 of an update: (loss, predicted [B, T, K'], targets [B, T, K' or 1]).
+
+        With ``algo.length_buckets`` > 1 the batch is split into sub-batches of similar episode
+        length (``riskq.model.buckets``), each padded only to its own longest episode; their
+        losses are recombined as one mean over the batch's valid steps, the same loss.
+        """
+        groups = self.buckets(batch)
+        if len(groups) == 1:
+            return self.padded_objective(batch)
+        parts = [self.padded_objective(sub_batch(batch, episodes)) for episodes in groups]
+        valid = [float(batch.mask[episodes].sum()) for episodes in groups]
+        loss = sum(part[0] * (count / sum(valid)) for part, count in zip(parts, valid, strict=True))
+        order = torch.as_tensor(np.argsort(np.concatenate(groups)), device=batch.mask.device)
+        predicted = torch.cat([pad_steps(part[1], batch.max_steps) for part in parts])[order]
+        targets = torch.cat([pad_steps(part[2], batch.max_steps) for part in parts])[order]
+        return loss, predicted, targets  # predicted, targets: [B, T, ...] in the batch's order
+
+    def buckets(self, batch: EpisodeBatch) -> list[np.ndarray]:
+        """Episode indices of the sub-batches ``objective`` computes separately: one group
+        (the whole batch) unless ``algo.length_buckets`` > 1 and episodes last several steps."""
+        everything = [np.arange(batch.batch_size)]
+        if self.cfg.length_buckets <= 1 or batch.max_steps <= 1:
+            return everything
+        lengths = batch.mask.sum(dim=1).cpu().numpy()  # [B]
+        return length_buckets(lengths, max_buckets=self.cfg.length_buckets)
+
+    def padded_objective(
+        self, batch: EpisodeBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``objective`` on the whole batch as padded: (loss, predicted, targets).
 
         Targets are samples of the target distribution; one-step games need one (J = 1).
         Rewards enter multiplied by ``algo.reward_scale``, so all three are in those units.

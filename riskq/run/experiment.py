@@ -49,6 +49,7 @@ def validate(cfg: TrainConfig) -> None:
         "algo.batch_size": cfg.algo.batch_size,
         "algo.buffer_size": cfg.algo.buffer_size,
         "algo.agent.n_quantiles": cfg.algo.agent.n_quantiles,
+        "algo.length_buckets": cfg.algo.length_buckets,
     }
     for key, value in positive.items():
         if value < 1:
