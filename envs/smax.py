@@ -5,6 +5,8 @@ StarCraft II binary. SMAX (Rutherford et al., JaxMARL, arXiv:2311.10090) re-impl
 SMAC scenarios (``3m``, ``2s3z``, ``3s_vs_5z``, ``5m_vs_6m``, ...) in JAX and runs on CPU.
 The allies are the learning agents; the enemies follow JaxMARL's heuristic policy
 (``HeuristicEnemySMAX``: each enemy attacks the closest ally in range, else walks towards it).
+SMAX's options ``attack_mode``, ``see_enemy_actions`` and ``walls_cause_death`` default to the
+settings of JaxMARL's published SMAX results (``envs.smax_jax.Settings``).
 
 All running copies step in one jitted, vmapped call; one transfer per step brings every array
 to numpy. Once half or more of the copies have ended, only a block of rows steps (the running
@@ -54,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from envs.base import BatchedEnv, EnvInfo, EnvObs, EnvStep, StepRestart
-from envs.smax_jax import NAME, dynamics, unpack
+from envs.smax_jax import NAME, Settings, dynamics, unpack
 
 METRIC_NAMES = ("win_rate", "allies_dead", "enemies_killed")
 ATTACK_MODES = ("closest", "random")  # targets of the heuristic enemies, JaxMARL's choices
@@ -63,6 +65,19 @@ TIME_LIMITS = ("truncation", "termination")  # what reaching episode_limit is (m
 # the same whatever its size (0.9 ms for 8 or 16 copies, 1.4 ms for 32, 2.5 ms for 64).
 MIN_ROWS = 16
 OBSERVED_OUTPUTS = 5  # step outputs a frozen copy repeats: obs, state, avail, features, metrics
+
+
+def check_choice(key: str, value: Any, valid: tuple[str, ...]) -> None:
+    """A ValueError naming ``key`` and the choices unless ``value`` is one of ``valid``."""
+    if value not in valid:
+        choices = ", ".join(valid)
+        raise ValueError(f"env '{NAME}': unknown {key} '{value}'; valid choices: {choices}")
+
+
+def check_flag(key: str, value: Any) -> None:
+    """A ValueError naming ``key`` unless ``value`` is a bool (YAML's true or false)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"env '{NAME}': {key} must be true or false, got {value!r}")
 
 
 def block_rows(running: np.ndarray, *, min_rows: int = MIN_ROWS) -> np.ndarray | None:
@@ -93,28 +108,32 @@ class SmaxEnv(BatchedEnv):
         episode_limit: int = 100,
         attack_mode: str = "closest",
         won_battle_bonus: float = 1.0,
+        see_enemy_actions: bool = True,
+        walls_cause_death: bool = True,
         time_limit: str = "truncation",
         compact: bool = True,
     ) -> None:
         super().__init__(num_envs=num_envs, seed=seed)
-        self.compact = compact
-        if time_limit not in TIME_LIMITS:
-            valid = ", ".join(TIME_LIMITS)
-            raise ValueError(
-                f"env '{NAME}': unknown time_limit '{time_limit}'; valid choices: {valid}"
-            )
-        self.time_limit = time_limit
+        check_choice("time_limit", time_limit, TIME_LIMITS)
         if episode_limit < 1:
             raise ValueError(f"env '{NAME}': episode_limit must be >= 1, got {episode_limit}")
-        if attack_mode not in ATTACK_MODES:
-            valid = ", ".join(ATTACK_MODES)
-            raise ValueError(
-                f"env '{NAME}': unknown attack_mode '{attack_mode}'; valid choices: {valid}"
-            )
-        self.map_name = map_name
-        self._dynamics = dynamics(
-            map_name, attack_mode=attack_mode, won_battle_bonus=float(won_battle_bonus)
+        check_choice("attack_mode", attack_mode, ATTACK_MODES)
+        flags = {
+            "see_enemy_actions": see_enemy_actions,
+            "walls_cause_death": walls_cause_death,
+            "compact": compact,
+        }
+        for key, value in flags.items():
+            check_flag(key, value)
+        self.compact, self.time_limit, self.map_name = compact, time_limit, map_name
+        self.settings = Settings(
+            map_name=map_name,
+            attack_mode=attack_mode,
+            won_battle_bonus=float(won_battle_bonus),
+            see_enemy_actions=see_enemy_actions,
+            walls_cause_death=walls_cause_death,
         )
+        self._dynamics = dynamics(self.settings)
         env = self._dynamics.env
         self.info = EnvInfo(
             n_agents=env.num_allies,

@@ -159,9 +159,27 @@ def _observe(env: Any, state: Any, normaliser: StateNormaliser) -> tuple[Any, ..
     return obs, world, avail, features, metrics  # metrics [3]
 
 
-def make_scenario(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Any:
-    """JaxMARL's ``HeuristicEnemySMAX`` of ``map_name``; an unknown map is a ValueError that
+class Settings(NamedTuple):
+    """What builds one SMAX scenario (``make_scenario``) and the key ``dynamics`` caches on.
+
+    JaxMARL's published SMAX results (Rutherford et al. 2023, arXiv:2311.10090) use
+    ``attack_mode="closest"``, ``see_enemy_actions=True`` and ``walls_cause_death=True``, SMAX's
+    defaults. The ``smacv2_*`` maps draw unit types and start positions at random (SMACv2's
+    generation): their scenario carries both flags, and SMAX takes them from the scenario over
+    its constructor's, so those maps need no setting of their own.
+    """
+
+    map_name: str
+    attack_mode: str  # the heuristic enemies' target: "closest" or "random"
+    won_battle_bonus: float  # added to the team reward of a won battle
+    see_enemy_actions: bool  # observations show the other team's last moves and targets
+    walls_cause_death: bool  # a unit that touches the map's edge dies
+
+
+def make_scenario(settings: Settings) -> Any:
+    """JaxMARL's ``HeuristicEnemySMAX`` of ``settings``; an unknown map is a ValueError that
     lists the valid ones."""
+    map_name = settings.map_name
     jaxmarl = import_jaxmarl(map_name)
     from jaxmarl.environments.smax import smax_env
 
@@ -171,8 +189,10 @@ def make_scenario(map_name: str, *, attack_mode: str, won_battle_bonus: float) -
     return jaxmarl.make(
         "HeuristicEnemySMAX",
         scenario=smax_env.map_name_to_scenario(map_name),
-        attack_mode=attack_mode,
-        won_battle_bonus=won_battle_bonus,
+        attack_mode=settings.attack_mode,
+        won_battle_bonus=settings.won_battle_bonus,
+        see_enemy_actions=settings.see_enemy_actions,
+        walls_cause_death=settings.walls_cause_death,
     )
 
 
@@ -251,10 +271,10 @@ def select(mask: Any, new: Any, old: Any) -> Any:
 
 
 @functools.cache
-def dynamics(map_name: str, *, attack_mode: str, won_battle_bonus: float) -> Dynamics:
-    """The scenario ``map_name`` and its batched reset and step (cached, so envs of the same
-    setting and the same E share one compilation; the episode limit is an argument)."""
-    env = make_scenario(map_name, attack_mode=attack_mode, won_battle_bonus=won_battle_bonus)
+def dynamics(settings: Settings) -> Dynamics:
+    """The scenario of ``settings`` and its batched reset and step (cached, so envs of the same
+    settings and the same E share one compilation; the episode limit is an argument)."""
+    env = make_scenario(settings)
     import jax
     import jax.numpy as jnp
 

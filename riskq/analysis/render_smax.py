@@ -54,18 +54,12 @@ def heuristic_scenario(env_args: dict) -> Any:
     import inspect
 
     from envs.smax import SmaxEnv
-    from envs.smax_jax import dynamics
+    from envs.smax_jax import Settings, dynamics
 
     defaults = inspect.signature(SmaxEnv).parameters
-    args = {
-        name: env_args.get(name, defaults[name].default)
-        for name in ("map_name", "attack_mode", "won_battle_bonus")
-    }
-    return dynamics(
-        args["map_name"],
-        attack_mode=args["attack_mode"],
-        won_battle_bonus=float(args["won_battle_bonus"]),
-    ).env
+    args = {name: env_args.get(name, defaults[name].default) for name in Settings._fields}
+    args["won_battle_bonus"] = float(args["won_battle_bonus"])
+    return dynamics(Settings(**args)).env
 
 
 def render_smax(episode: Any, env: Any, env_args: dict, out: Path) -> int:
