@@ -5,8 +5,11 @@ StarCraft II binary. SMAX (Rutherford et al., JaxMARL, arXiv:2311.10090) re-impl
 SMAC scenarios (``3m``, ``2s3z``, ``3s_vs_5z``, ``5m_vs_6m``, ...) in JAX and runs on CPU.
 The allies are the learning agents; the enemies follow JaxMARL's heuristic policy
 (``HeuristicEnemySMAX``: each enemy attacks the closest ally in range, else walks towards it).
-SMAX's options ``attack_mode``, ``see_enemy_actions`` and ``walls_cause_death`` default to the
-settings of JaxMARL's published SMAX results (``envs.smax_jax.Settings``).
+SMAX's options ``attack_mode="closest"``, ``see_enemy_actions=True`` and
+``walls_cause_death=True`` (SMAX's defaults) are the settings of JaxMARL's published SMAX
+results. JaxMARL's ``smacv2_*`` maps draw unit types and start positions each episode (SMACv2's
+generation): their scenario turns both draws on, and SMAX reads those flags from the scenario
+over its constructor's, so they need no setting here.
 
 All running copies step in one jitted, vmapped call; one transfer per step brings every array
 to numpy. Once half or more of the copies have ended, only a block of rows steps (the running

@@ -160,14 +160,8 @@ def _observe(env: Any, state: Any, normaliser: StateNormaliser) -> tuple[Any, ..
 
 
 class Settings(NamedTuple):
-    """What builds one SMAX scenario (``make_scenario``) and the key ``dynamics`` caches on.
-
-    JaxMARL's published SMAX results (Rutherford et al. 2023, arXiv:2311.10090) use
-    ``attack_mode="closest"``, ``see_enemy_actions=True`` and ``walls_cause_death=True``, SMAX's
-    defaults. The ``smacv2_*`` maps draw unit types and start positions at random (SMACv2's
-    generation): their scenario carries both flags, and SMAX takes them from the scenario over
-    its constructor's, so those maps need no setting of their own.
-    """
+    """What builds one SMAX scenario (``make_scenario``) and the key ``dynamics`` caches on;
+    JaxMARL's published results use closest, True, True (``envs.smax``)."""
 
     map_name: str
     attack_mode: str  # the heuristic enemies' target: "closest" or "random"
