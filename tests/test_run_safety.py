@@ -18,13 +18,15 @@ import torch
 import yaml
 from budgets import TINY
 
+from envs.macn import CliffNavigation
+from envs.matrix import MatrixGame
 from riskq.cli import evaluate as riskq_eval
 from riskq.cli import rigm as riskq_rigm
 from riskq.cli import train as riskq_train
 from riskq.run.finite import non_finite
 from riskq.run.labels import risk_label, risk_level
 from riskq.run.logger import RunLogger
-from riskq.run.run_dir import config_differences
+from riskq.run.run_dir import config_differences, keyword_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,6 +194,7 @@ def test_a_finished_run_says_complete(trained_run):
         (["algo=vdn"], "algo.mixer"),
         (["env=macf"], "env.name"),
         (["eval_episodes=8"], "eval_episodes"),
+        (["+env.args.label=ladder"], "env.args.*"),  # saved without it: the default, "matrix"
     ],
 )
 def test_resume_refuses_another_experiment(trained_run, tmp_path, train_cli, change, keys):
@@ -208,6 +211,41 @@ def test_config_differences_skip_budget_keys_and_group_deep_keys():
     new = {"seed": 1, "t_max": 99, "device": "cuda", "env": {"name": "b", "args": {"x": 3, "y": 2}}}
     assert config_differences(saved, new) == ["env.args.*", "env.name", "seed"]
     assert config_differences(saved, {**saved, "eval_episodes": 8}) == ["eval_episodes"]
+
+
+def test_config_differences_take_an_env_arg_at_its_default_as_written_out_or_left_out():
+    saved = {"seed": 0, "env": {"name": "a", "args": {"x": 1}}}
+    defaults = {"y": 2, "z": None}  # keyword_defaults of the env class
+
+    def new(**args):
+        return {**saved, "env": {"name": "a", "args": {"x": 1, **args}}}
+
+    assert config_differences(saved, new(y=2, z=None), defaults) == []
+    assert config_differences(new(y=2), saved, defaults) == []
+    assert config_differences(saved, new(y=3), defaults) == ["env.args.*"]
+    assert config_differences(saved, new(w=2), defaults) == ["env.args.*"]  # w has no default
+    assert config_differences(saved, new(y=2)) == ["env.args.*"]  # no defaults given
+    assert keyword_defaults(CliffNavigation)["slip_prob"] == 0.1
+    assert "n_agents" not in keyword_defaults(MatrixGame)  # required: no default
+
+
+def test_resume_takes_an_env_arg_written_out_at_its_default_as_unchanged(
+    trained_run, tmp_path, train_cli
+):
+    """A run saved before its env file wrote out a default resumes as it is: the matrix game's
+    label defaults to "matrix" (test_resume_refuses_another_experiment refuses another label)."""
+    run_a = copy_run(trained_run, tmp_path / "A")
+    assert "label" not in yaml.safe_load((run_a / "config.yaml").read_text())["env"]["args"]
+    code, err = train_cli(
+        *TINY, "t_max=400", "eval_interval=100", f"resume={run_a}", "+env.args.label=matrix"
+    )
+    assert code == 0, err
+    assert yaml.safe_load((run_a / "config.yaml").read_text())["env"]["args"]["label"] == "matrix"
+    # and back: the saved config writes it out, the composed one leaves it out
+    code, err = train_cli(*TINY, "t_max=500", "eval_interval=100", f"resume={run_a}")
+    assert code == 0, err
+    summary = json.loads((run_a / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["t_env"] == 500
 
 
 def test_resume_extends_the_budget_then_says_complete(trained_run, tmp_path, train_cli):

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from omegaconf.errors import OmegaConfBaseException
 
+from envs import env_class
 from riskq.config import TrainConfig, load_train_config
 from riskq.errors import UsageError
 from riskq.run.checkpoint import CheckpointError, resolve_checkpoint
 from riskq.run.labels import canonical_risk
-from riskq.run.run_dir import RESUMABLE_KEYS, config_differences
+from riskq.run.run_dir import RESUMABLE_KEYS, config_differences, keyword_defaults
 
 
 def resume_dir(cfg: TrainConfig, hydra_cfg) -> Path:
@@ -40,10 +41,13 @@ def saved_config(run_dir: Path) -> TrainConfig:
 
 
 def check_same_experiment(cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse a resume whose config differs from the run's beyond RESUMABLE_KEYS."""
+    """Refuse a resume whose config differs from the run's beyond RESUMABLE_KEYS. An env arg
+    at the env class's default is the same whether a config writes it out or leaves it out
+    (runs saved before an env file wrote out a default resume as they are)."""
     saved = saved_config(run_dir)
     saved = replace(saved, risk=canonical_risk(saved.risk))
-    differing = config_differences(asdict(saved), asdict(cfg))
+    env_defaults = keyword_defaults(env_class(cfg.env.name))  # an unknown name: one-line error
+    differing = config_differences(asdict(saved), asdict(cfg), env_defaults)
     if differing:
         shown = ", ".join(differing)
         allowed = ", ".join(sorted(RESUMABLE_KEYS - {"resume"}))

@@ -6,17 +6,20 @@
 - One run per directory: ``RunLock`` holds an exclusive lock on it while a run writes there,
   and a new run refuses a directory that already holds a run (``existing_run_files``).
 - ``resume=<run dir>`` continues that run in place, and only with the same experiment:
-  ``config_differences`` lists the keys that differ beyond ``RESUMABLE_KEYS``.
+  ``config_differences`` lists the keys that differ beyond ``RESUMABLE_KEYS`` (a key written out
+  or left out at its default is no difference).
 - A run's ``summary.json`` says whether it is complete (``run_status``).
 """
 
 from __future__ import annotations
 
 import fcntl
+import inspect
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from riskq.errors import UsageError
@@ -139,10 +142,16 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def config_differences(saved: Mapping, new: Mapping) -> list[str]:
+def config_differences(
+    saved: Mapping, new: Mapping, env_defaults: Mapping[str, Any] = MappingProxyType({})
+) -> list[str]:
     """Dotted keys whose values differ between two configs, ignoring RESUMABLE_KEYS; keys
-    deeper than two levels are summarised by their group, e.g. ``env.args.*``."""
-    old, current = flatten(saved), flatten(new)
+    deeper than two levels are summarised by their group, e.g. ``env.args.*``.
+
+    ``env_defaults`` are the keyword defaults of the env class (``keyword_defaults``): an env
+    arg that one config writes out at its default and the other leaves out is no difference.
+    """
+    old, current = (flatten(with_env_defaults(config, env_defaults)) for config in (saved, new))
     missing = object()
     differing = {
         key if key.count(".") < 2 else ".".join(key.split(".")[:2]) + ".*"
@@ -150,3 +159,19 @@ def config_differences(saved: Mapping, new: Mapping) -> list[str]:
         if key not in RESUMABLE_KEYS and old.get(key, missing) != current.get(key, missing)
     }
     return sorted(differing)
+
+
+def with_env_defaults(config: Mapping, env_defaults: Mapping[str, Any]) -> Mapping:
+    """``config`` with each keyword of ``env_defaults`` that its ``env.args`` leaves out set to
+    its default; the values it writes out stay."""
+    if not env_defaults:
+        return config
+    env = config["env"]
+    return {**config, "env": {**env, "args": {**env_defaults, **env["args"]}}}
+
+
+def keyword_defaults(function: Callable) -> dict[str, Any]:
+    """The keyword arguments of ``function`` (of its constructor, for a class) that have a
+    default, with their defaults."""
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
