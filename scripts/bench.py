@@ -49,19 +49,18 @@ With ``--smax`` (needs the smax extra), on SMAX 3m with 64 copies and random ava
 - torch_updates_per_s_before_jax / _after_jax: MACF learner updates before JAX was imported and
   after it ran (envs/smax.py keeps XLA to one thread, so the two should match).
 
-and, on SMAX 2s3z with the learning rule of ``configs/env/smax_2s3z.yaml`` (RiskQ, Wang 0.75):
-- smax_train_env_steps_per_s: the training loop end to end (riskq-train's ``train``: collection,
-  replay, updates; evaluation only at the end, on 8 episodes) over ``--smax-train-steps`` env
-  steps from the start of a run (epsilon from 1), its buffer filled with one batch beforehand;
-  smax_train_previous_rule_env_steps_per_s: the same with the rule SMAX shipped before
-  (``PREVIOUS_SMAX_RULE``: 8 copies, one update of 32 episodes per episode, no length buckets),
-  run in the same bench; smax_train_over_previous_rule: their ratio.
-- smax_learner_sampled_steps_per_s: batch episodes x their valid steps per second of updating
-  (batches of the shipped size from 256 episodes collected at epsilon 0.5);
-  smax_learner_padded_steps_per_s: the same counting every padded step of the batch.
-- smax_update_split_ms: one update's stages as update_split_ms, summed over its length buckets;
-  smax_learner_flop_efficiency: update_gflop over the buckets' padded shapes x updates per
-  second over sgemm_gflop_per_s.
+and, on SMAX 2s3z (RiskQ, Wang 0.75) under each rule of ``SMAX_RULES`` (``previous_rule``: as
+SMAX shipped before length buckets; ``rule_smax``: the SMAX configs' default,
+configs/rule/smax.yaml; ``rule_smax_pymarl2``: PyMARL2's update-to-data ratio):
+- smax_train_<rule>_env_steps_per_s: the training loop end to end (riskq-train's ``train``:
+  collection, replay, updates; evaluation only at the end, on 8 episodes) over
+  ``--smax-train-steps`` env steps from the start of a run (epsilon from 1), its buffer filled
+  with one batch beforehand; smax_train_<rule>_over_previous_rule: the ratio, same bench.
+- smax_learner_<rule>_sampled_steps_per_s: batch episodes x their valid steps per second of
+  updating (batches of the rule's size from 256 episodes collected at epsilon 0.5);
+  _padded_steps_per_s: counting every padded step; _update_split_ms: one update's stages as
+  update_split_ms, summed over its length buckets; _flop_efficiency: update_gflop over the
+  buckets' padded shapes x updates per second over sgemm_gflop_per_s.
 """
 
 from __future__ import annotations
@@ -329,13 +328,13 @@ def smax_bench(threads: int, copies: int = 64, calls: int = 300, updates: int = 
     }
 
 
-# The SMAX learning rule before length buckets and the PyMARL2-style update-to-data ratio.
-PREVIOUS_SMAX_RULE = [
-    "num_envs=8",
-    "algo.batch_size=32",
-    "algo.updates_per_episode=1.0",
-    "algo.length_buckets=1",
-]
+# SMAX learning rules timed end to end: the rule SMAX shipped before length buckets, the
+# configs' default (configs/rule/smax.yaml) and PyMARL2's update-to-data ratio.
+SMAX_RULES = {
+    "previous_rule": ["algo.length_buckets=1"],  # otherwise as rule=smax
+    "rule_smax": ["rule=smax"],
+    "rule_smax_pymarl2": ["rule=smax_pymarl2"],
+}
 SMAX_TRAIN_OVERRIDES = ["env=smax_2s3z", "algo=riskq", "risk=wang", "progress=false"]
 
 
@@ -359,10 +358,10 @@ def smax_train_rate(overrides: list[str], steps: int) -> float:
         return summary["t_env"] / (time.perf_counter() - start)
 
 
-def smax_learner_figures(threads: int, device: torch.device, updates: int) -> dict:
-    """Sampled steps per second, update split and flop efficiency of the shipped SMAX rule's
-    updates, on batches from 256 episodes of 2s3z collected at epsilon 0.5."""
-    cfg = compose_config([*SMAX_TRAIN_OVERRIDES, f"threads={threads}", f"device={device}"])
+def smax_learner_figures(overrides: list[str], device: torch.device, updates: int) -> dict:
+    """Sampled steps per second, update split and flop efficiency of one rule's updates, on
+    batches from 256 episodes of 2s3z collected at epsilon 0.5."""
+    cfg = compose_config(overrides)
     exp = build_experiment(cfg)
     while exp.buffer.size < 256:
         exp.buffer.add(exp.runner.collect(epsilon=0.5).batch)
@@ -375,36 +374,40 @@ def smax_learner_figures(threads: int, device: torch.device, updates: int) -> di
     seconds = time.perf_counter() - start
     valid = sum(int(batch.mask.sum()) for batch in batches[1:])
     padded = sum(batch.mask.numel() for batch in batches[1:])
-    batch = batches[1]
-    parts = [sub_batch(batch, episodes) for episodes in learner.buckets(batch)]
+    parts = [sub_batch(batches[1], episodes) for episodes in learner.buckets(batches[1])]
     splits = [update_split_ms(learner, part, device, 3) for part in parts]
-    split = {stage: round(sum(s[stage] for s in splits), 1) for stage in splits[0]}
-    gflop = sum(update_gflop(learner, part) for part in parts)
     rate = updates / seconds
     return {
-        "smax_learner_sampled_steps_per_s": round(valid / seconds),
-        "smax_learner_padded_steps_per_s": round(padded / seconds),
-        "smax_learner_updates_per_s": round(rate, 2),
-        "smax_update_split_ms": split,
-        "smax_learner_flop_efficiency": round(gflop * rate / sgemm_gflop_per_s(device), 3),
-        "smax_batch_episodes": cfg.algo.batch_size,
-        "smax_length_buckets": cfg.algo.length_buckets,
-        "smax_batch_mean_episode_steps": round(valid / updates / cfg.algo.batch_size, 1),
+        "sampled_steps_per_s": round(valid / seconds),
+        "padded_steps_per_s": round(padded / seconds),
+        "updates_per_s": round(rate, 2),
+        "update_split_ms": {stage: round(sum(s[stage] for s in splits), 1) for stage in splits[0]},
+        "flop_efficiency": round(
+            sum(update_gflop(learner, part) for part in parts) * rate / sgemm_gflop_per_s(device),
+            3,
+        ),
+        "batch_episodes": cfg.algo.batch_size,
+        "length_buckets": cfg.algo.length_buckets,
     }
 
 
 def smax_training_bench(threads: int, device: torch.device, steps: int, updates: int) -> dict:
-    """The shipped SMAX rule against PREVIOUS_SMAX_RULE end to end, then its learner alone."""
+    """Each of SMAX_RULES end to end, then the learners of the previous and the two rules."""
     common = [*SMAX_TRAIN_OVERRIDES, f"threads={threads}", f"device={device}"]
-    rate = smax_train_rate(common, steps)
-    previous = smax_train_rate([*common, *PREVIOUS_SMAX_RULE], steps)
-    return {
-        "smax_train_env_steps_per_s": round(rate, 1),
-        "smax_train_previous_rule_env_steps_per_s": round(previous, 1),
-        "smax_train_over_previous_rule": round(rate / previous, 2),
+    rates = {name: smax_train_rate([*common, *rule], steps) for name, rule in SMAX_RULES.items()}
+    figures = {
         "smax_train_steps": steps,
-        **smax_learner_figures(threads, device, updates),
+        **{f"smax_train_{name}_env_steps_per_s": round(rate, 1) for name, rate in rates.items()},
+        **{
+            f"smax_train_{name}_over_previous_rule": round(rate / rates["previous_rule"], 2)
+            for name, rate in rates.items()
+            if name != "previous_rule"
+        },
     }
+    for name, rule in SMAX_RULES.items():
+        learner = smax_learner_figures([*common, *rule], device, updates)
+        figures.update({f"smax_learner_{name}_{key}": value for key, value in learner.items()})
+    return figures
 
 
 def main() -> None:

@@ -248,6 +248,19 @@ def test_resume_takes_an_env_arg_written_out_at_its_default_as_unchanged(
     assert summary["status"] == "complete" and summary["t_env"] == 500
 
 
+def test_resume_may_change_how_the_update_is_computed(trained_run, tmp_path, train_cli):
+    """algo.length_buckets (like threads and device) changes how the same update is computed:
+    a run saved without length buckets continues with them."""
+    run_a = copy_run(trained_run, tmp_path / "A")
+    assert yaml.safe_load((run_a / "config.yaml").read_text())["algo"]["length_buckets"] == 1
+    code, err = train_cli(
+        *TINY, "t_max=400", "eval_interval=100", f"resume={run_a}", "algo.length_buckets=4"
+    )
+    assert code == 0, err
+    summary = json.loads((run_a / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["t_env"] == 400
+
+
 def test_resume_extends_the_budget_then_says_complete(trained_run, tmp_path, train_cli):
     run_a = copy_run(trained_run, tmp_path / "A")
     longer = [*TINY, "t_max=400", "eval_interval=100", f"resume={run_a}"]

@@ -31,10 +31,12 @@ RUN_FILES = ("config.yaml", "summary.json", "metrics.jsonl", "checkpoints", "tb"
 # Keys a resumed run may change: budget, logging and machine settings. device is allowed (the
 # checkpoint is loaded onto the new device; exact continuation holds on the same device only);
 # eval_episodes is not (one curve would mix two evaluation protocols).
+# Keys a resumed run may change. threads, device and algo.length_buckets change how the same
+# update is computed (and so its last floating-point bits), not what it computes.
 RESUMABLE_KEYS = frozenset(
     {"t_max", "eval_interval", "log_interval", "checkpoint_interval", "progress", "threads",
-     "resume", "device", "logger.wandb", "logger.project", "logger.entity", "logger.group",
-     "logger.tags"}
+     "resume", "device", "algo.length_buckets", "logger.wandb", "logger.project",
+     "logger.entity", "logger.group", "logger.tags"}
 )  # fmt: skip
 
 
