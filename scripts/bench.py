@@ -81,7 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs import make_batched_env
 from riskq.cli.compose import compose_config
-from riskq.model.learner import agent_inputs, sub_batch
+from riskq.model.learner import agent_inputs
 from riskq.run.experiment import build_experiment
 from riskq.run.trainer import train
 
@@ -374,7 +374,7 @@ def smax_learner_figures(overrides: list[str], device: torch.device, updates: in
     seconds = time.perf_counter() - start
     valid = sum(int(batch.mask.sum()) for batch in batches[1:])
     padded = sum(batch.mask.numel() for batch in batches[1:])
-    parts = [sub_batch(batches[1], episodes) for episodes in learner.buckets(batches[1])]
+    parts = [batches[1].select(episodes) for episodes in learner.buckets(batches[1])]
     splits = [update_split_ms(learner, part, device, 3) for part in parts]
     rate = updates / seconds
     return {

@@ -78,6 +78,12 @@ class EpisodeBatch:
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def select(self, episodes) -> EpisodeBatch:
+        """The episodes ``episodes`` [b] (indices), cut to the longest of them."""
+        index = torch.as_tensor(episodes, device=self.mask.device)
+        picked = EpisodeBatch(**{name: value[index] for name, value in self.tensors().items()})
+        return picked.truncate(int(picked.mask.sum(dim=1).max()))
+
     def truncate(self, steps: int) -> EpisodeBatch:
         """The first ``steps`` time steps (and ``steps + 1`` observations)."""
         return EpisodeBatch(
@@ -144,10 +150,7 @@ class ReplayBuffer:
     def sample(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
         """``batch_size`` distinct stored episodes, cut to the longest of them."""
         slots = rng.choice(self.size, size=batch_size, replace=False)  # [B]
-        steps = int(self.lengths[slots].max())
-        index = torch.as_tensor(slots)
-        batch = EpisodeBatch(**{name: value[index] for name, value in self.storage.items()})
-        return batch.truncate(steps)
+        return EpisodeBatch(**self.storage).select(slots)
 
     def written(self, name: str) -> torch.Tensor:
         """[size, T(+1)] bool: the entries of field ``name`` that ``add`` wrote for each stored

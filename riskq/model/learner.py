@@ -55,13 +55,6 @@ def flatten_parameters(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
     return flat
 
 
-def sub_batch(batch: EpisodeBatch, episodes: np.ndarray) -> EpisodeBatch:
-    """The episodes ``episodes`` [b] of ``batch``, cut to the longest of them."""
-    index = torch.as_tensor(episodes, device=batch.mask.device)
-    picked = EpisodeBatch(**{name: value[index] for name, value in batch.tensors().items()})
-    return picked.truncate(int(picked.mask.sum(dim=1).max()))
-
-
 def pad_steps(values: torch.Tensor, steps: int) -> torch.Tensor:
     """values [b, t, ...] zero-padded along time to [b, steps, ...]."""
     padded = values.new_zeros(values.shape[0], steps, *values.shape[2:])
@@ -177,7 +170,7 @@ class Learner(ReferenceLearner):
         groups = self.buckets(batch)
         if len(groups) == 1:
             return self.padded_objective(batch)
-        parts = [self.padded_objective(sub_batch(batch, episodes)) for episodes in groups]
+        parts = [self.padded_objective(batch.select(episodes)) for episodes in groups]
         valid = [float(batch.mask[episodes].sum()) for episodes in groups]
         loss = sum(part[0] * (count / sum(valid)) for part, count in zip(parts, valid, strict=True))
         order = torch.as_tensor(np.argsort(np.concatenate(groups)), device=batch.mask.device)
