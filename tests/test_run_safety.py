@@ -261,6 +261,25 @@ def test_resume_may_change_how_the_update_is_computed(trained_run, tmp_path, tra
     assert summary["status"] == "complete" and summary["t_env"] == 400
 
 
+def test_resume_needs_only_the_keys_it_changes(trained_run, tmp_path, train_cli):
+    """``resume=<dir> t_max=...`` continues the saved config (TINY's batch, envs, episodes are
+    not repeated); a key outside RESUMABLE_KEYS alone is still compared, and refused."""
+    run_a = copy_run(trained_run, tmp_path / "A")
+    saved = yaml.safe_load((run_a / "config.yaml").read_text())
+    code, err = train_cli(f"resume={run_a}", "seed=1")
+    assert code == 2 and "seed" in one_line_error(err)
+    code, err = train_cli(f"resume={run_a}", "t_max=400", "eval_interval=100", "progress=false")
+    assert code == 0, err
+    after = yaml.safe_load((run_a / "config.yaml").read_text())
+    changed = {"t_max", "eval_interval", "resume"}
+    assert (after["t_max"], after["eval_interval"]) == (400, 100)
+    assert {k: v for k, v in after.items() if k not in changed} == {
+        k: v for k, v in saved.items() if k not in changed
+    }
+    summary = json.loads((run_a / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["t_env"] == 400
+
+
 def test_resume_extends_the_budget_then_says_complete(trained_run, tmp_path, train_cli):
     run_a = copy_run(trained_run, tmp_path / "A")
     longer = [*TINY, "t_max=400", "eval_interval=100", f"resume={run_a}"]

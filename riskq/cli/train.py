@@ -33,7 +33,12 @@ from riskq.run.checkpoint import load_checkpoint
 from riskq.run.cluster import requeue_on_signal, requeued_resume
 from riskq.run.experiment import build_experiment
 from riskq.run.labels import canonical_risk, register_resolvers
-from riskq.run.resume import check_same_experiment, checkpoint_step, resume_dir
+from riskq.run.resume import (
+    check_same_experiment,
+    checkpoint_step,
+    resume_dir,
+    resumed_config,
+)
 from riskq.run.run_dir import RunLock, existing_run_files, run_status
 from riskq.run.run_files import writing
 from riskq.run.stopping import STOP
@@ -97,14 +102,15 @@ def train_from_config(raw: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     cfg: TrainConfig = OmegaConf.to_object(raw)
     cfg = replace(cfg, risk=canonical_risk(cfg.risk))  # config.yaml stores one level: param
-    if hydra_cfg.mode == RunMode.MULTIRUN:  # parallel runs would garble one console
-        cfg = replace(cfg, progress=False, threads=sweep_threads(cfg.threads, hydra_cfg.launcher))
     run_dir, state = Path(hydra_cfg.runtime.output_dir), None
     cfg = requeued_resume(cfg, run_dir)  # a requeued Slurm job continues its own run
     if cfg.resume is not None:
         state = load_checkpoint(cfg.resume)  # read-only checks first
         run_dir = resume_dir(cfg, hydra_cfg)
+        cfg = resumed_config(cfg, run_dir, list(hydra_cfg.overrides.task))
         check_same_experiment(cfg, run_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # parallel runs would garble one console
+        cfg = replace(cfg, progress=False, threads=sweep_threads(cfg.threads, hydra_cfg.launcher))
     lock = RunLock(run_dir).acquire()
     try:
         summary = start(cfg, run_dir, state, hydra_cfg)

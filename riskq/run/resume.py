@@ -1,11 +1,13 @@
-"""``resume=<run dir>``: which directory a resumed run writes to, and whether it is the same
-experiment (docs/guide/run-directory.md). Every check here only reads; nothing is written."""
+"""``resume=<run dir>``: which directory a resumed run writes to, which config it continues
+with, and whether it is the same experiment (docs/guide/run-directory.md). Every check here only
+reads; nothing is written."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from envs import env_class
@@ -40,6 +42,40 @@ def saved_config(run_dir: Path) -> TrainConfig:
         raise UsageError(f"resume: {path} does not fit the config schema ({error})") from None
 
 
+def override_key(override: str) -> str:
+    """The config key a command-line override sets: ``t_max=10`` -> ``t_max``,
+    ``+env.args.x=1`` -> ``env.args.x``, ``env=macn`` -> ``env`` (a group choice)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def resumed_config(cfg: TrainConfig, run_dir: Path, overrides: list[str]) -> TrainConfig:
+    """The config a resume continues with. When the command line sets only keys a resumed run
+    may change (``resume=<dir> t_max=2000000``), it is the run's saved config with those keys
+    taken from the command line; otherwise ``cfg`` as composed, which check_same_experiment
+    then compares with the saved one (so repeating the run's overrides still works)."""
+    given = {override_key(override) for override in overrides}
+    if not given <= RESUMABLE_KEYS:
+        return cfg
+    saved_cfg = saved_config(run_dir)
+    saved = asdict(replace(saved_cfg, risk=canonical_risk(saved_cfg.risk)))
+    for key in given:
+        set_dotted(saved, key, get_dotted(asdict(cfg), key))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), saved))
+
+
+def get_dotted(config: dict, key: str):
+    for part in key.split("."):
+        config = config[part]
+    return config
+
+
+def set_dotted(config: dict, key: str, value) -> None:
+    *parents, last = key.split(".")
+    for part in parents:
+        config = config[part]
+    config[last] = value
+
+
 def check_same_experiment(cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse a resume whose config differs from the run's beyond RESUMABLE_KEYS. An env arg
     at the env class's default is the same whether a config writes it out or leaves it out
@@ -53,8 +89,8 @@ def check_same_experiment(cfg: TrainConfig, run_dir: Path) -> None:
         allowed = ", ".join(sorted(RESUMABLE_KEYS - {"resume"}))
         raise UsageError(
             f"resume={cfg.resume}: the config differs from {run_dir / 'config.yaml'} in {shown} "
-            f"(a resumed run may change only {allowed}; repeat the run's overrides, "
-            f"see {run_dir / 'overrides.yaml'})"
+            f"(a resumed run may change only {allowed}: give only those with resume=, or repeat "
+            f"the run's overrides, see {run_dir / 'overrides.yaml'})"
         )
 
 
