@@ -1,6 +1,6 @@
 # Two commands set up and run everything on a fresh clone:
 #   make train   # creates .venv if missing, installs pinned deps, trains the default run
-#   make test    # same set-up, then the test suite
+#   make test    # same set-up, then the test suite on every core (pytest-xdist)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,7 +21,7 @@ train: install
 	$(BIN)/riskq-train $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n auto --dist worksteal $(ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
