@@ -150,7 +150,8 @@ class TrainConfig:
     checkpoint_interval: int = 10_000  # env steps between checkpoints (and one at the end)
     device: str = "cpu"
     threads: int = 1  # torch threads (default chosen by measurement: configs/train.yaml)
-    resume: str | None = None  # a run directory (or checkpoint file) to continue exactly
+    resume: str | None = None  # a run directory (or checkpoint file) to continue exactly; auto:
+    # the run directory's own run if it has a checkpoint, else a new run there
     progress: bool = True  # console progress bar with ETA and the latest evaluation
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 

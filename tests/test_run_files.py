@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,6 +42,7 @@ from riskq.run.checkpoint import load_checkpoint, save_checkpoint
 from riskq.run.experiment import build_experiment
 from riskq.run.logger import EVENT_FILE_PREFIX, whole_records_size
 from riskq.run.run_files import RunFileError, describe_os_error
+from riskq.run.stopping import quiet_signal_races
 from riskq.run.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -508,6 +510,18 @@ def test_every_config_riskq_and_hydra_ship_is_accepted(option):
 
 
 # 5. Signals: the first one stops the run, every later one is ignored while it stops.
+
+
+def test_only_the_signal_race_report_is_dropped_while_stopping():
+    """CPython reports a stop signal caught just before SIG_IGN took over as an unraisable
+    OSError (a traceback on stderr); the stopping hook drops exactly that report."""
+    seen = []
+    hook = quiet_signal_races(seen.append)
+    race = SimpleNamespace(exc_value=OSError("Signal 15 ignored due to race condition"))
+    other = SimpleNamespace(exc_value=OSError("disk full"))
+    hook(race)
+    hook(other)
+    assert seen == [other]
 
 
 def test_repeated_signals_while_stopping_leave_one_line_and_an_interrupted_summary(tmp_path):

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_sweep_runs_every_job_in_its_own_directory(tmp_path, launcher):
     runs = sweep_runs(sweep_dir)
     assert len(runs) == 2
     for seed, run in enumerate(runs):
-        assert run.name.startswith(f"{seed}_") and f"_seed-{seed}_" in run.name
+        assert run.name.startswith(f"{seed}_") and f"seed-{seed}" in run.name.split("_")
         assert (run / "config.yaml").read_text().count(f"seed: {seed}") == 1
         assert json.loads((run / "summary.json").read_text())["t_env"] >= 48
         assert list((run / "tb").glob("events.out.tfevents.*"))
@@ -100,3 +101,38 @@ def test_a_sweep_waits_for_every_run_and_names_each_failed_one_on_one_line(tmp_p
         json.loads((run / "summary.json").read_text())["status"] for run in sweep_runs(sweep_dir)
     )
     assert statuses == ["complete", "complete", "failed", "failed"]
+
+
+def test_a_sweep_reissued_with_resume_auto_continues_every_run(tmp_path):
+    """The same sweep command with resume=auto: an interrupted run continues from its checkpoint
+    (keeping its log), a missing one starts, and at the same t_max nothing changes."""
+    sweep_dir = tmp_path / "sweep"
+    budget = [override for override in SWEEP if not override.startswith("t_max=")]
+
+    def sweep(t_max: int) -> subprocess.CompletedProcess:
+        return riskq(
+            "riskq.cli.train", "-m", "seed=0,1", *budget, f"t_max={t_max}", "resume=auto",
+            f"hydra.sweep.dir={sweep_dir}",
+        )  # fmt: skip
+
+    first = sweep(48)
+    assert first.returncode == 0, first.stderr
+    kept, removed = sweep_runs(sweep_dir)
+    assert [p.name[:2] for p in (kept, removed)] == ["0_", "1_"]
+    assert not any("t_max" in p.name or "resume" in p.name for p in (kept, removed))
+    first_log = (kept / "metrics.jsonl").read_text().splitlines()
+    shutil.rmtree(removed)
+    longer = sweep(96)
+    assert longer.returncode == 0, longer.stderr
+    assert sweep_runs(sweep_dir) == [kept, removed]
+    for run in (kept, removed):
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] == "complete" and summary["t_env"] >= 96, summary
+    log = (kept / "metrics.jsonl").read_text().splitlines()
+    assert log[: len(first_log) - 1] == first_log[:-1]  # its history up to the final evaluation
+    assert len(log) > len(first_log)
+    before = {run: (run / "metrics.jsonl").read_bytes() for run in (kept, removed)}
+    again = sweep(96)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("is already complete") == 2
+    assert before == {run: (run / "metrics.jsonl").read_bytes() for run in (kept, removed)}

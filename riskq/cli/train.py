@@ -34,6 +34,7 @@ from riskq.run.cluster import requeue_on_signal, requeued_resume
 from riskq.run.experiment import build_experiment
 from riskq.run.labels import canonical_risk, register_resolvers
 from riskq.run.resume import (
+    auto_resume,
     check_same_experiment,
     checkpoint_step,
     resume_dir,
@@ -104,6 +105,7 @@ def train_from_config(raw: DictConfig) -> None:
     cfg = replace(cfg, risk=canonical_risk(cfg.risk))  # config.yaml stores one level: param
     run_dir, state = Path(hydra_cfg.runtime.output_dir), None
     cfg = requeued_resume(cfg, run_dir)  # a requeued Slurm job continues its own run
+    cfg = auto_resume(cfg, run_dir)  # resume=auto: continue the run there, if there is one
     if cfg.resume is not None:
         state = load_checkpoint(cfg.resume)  # read-only checks first
         run_dir = resume_dir(cfg, hydra_cfg)

@@ -13,9 +13,22 @@ from omegaconf.errors import OmegaConfBaseException
 from envs import env_class
 from riskq.config import TrainConfig, load_train_config
 from riskq.errors import UsageError
-from riskq.run.checkpoint import CheckpointError, resolve_checkpoint
+from riskq.run.checkpoint import CHECKPOINT_DIR, LATEST, CheckpointError, resolve_checkpoint
 from riskq.run.labels import canonical_risk
 from riskq.run.run_dir import RESUMABLE_KEYS, config_differences, keyword_defaults
+
+AUTO = "auto"  # resume=auto: continue the run in the run directory if it has one, else start it
+
+
+def auto_resume(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+    """``resume=auto``: continue the run in ``run_dir`` when it holds a checkpoint, otherwise
+    start it there (``resume`` unset). Re-issuing a sweep with a fixed ``hydra.sweep.dir`` and
+    ``resume=auto`` continues its interrupted runs, starts the missing ones and leaves the
+    complete ones as they are."""
+    if cfg.resume != AUTO:
+        return cfg
+    has_checkpoint = (run_dir / CHECKPOINT_DIR / LATEST).is_file()
+    return replace(cfg, resume=str(run_dir) if has_checkpoint else None)
 
 
 def resume_dir(cfg: TrainConfig, hydra_cfg) -> Path:

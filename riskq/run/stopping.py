@@ -17,9 +17,24 @@ requeue) checks ``STOP.requested`` or ``STOP.signum``.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RACE = "ignored due to race condition"  # CPython's words for a signal caught just before SIG_IGN
+
+
+def quiet_signal_races(previous_hook):
+    """A ``sys.unraisablehook`` that drops CPython's report of a repeated stop signal that
+    arrived just before SIG_IGN took over (``OSError: Signal 15 ignored due to race
+    condition``, printed as a traceback): ignoring it is what the handler asked for. Every
+    other unraisable exception goes to ``previous_hook``."""
+
+    def hook(unraisable) -> None:
+        if not (isinstance(unraisable.exc_value, OSError) and RACE in str(unraisable.exc_value)):
+            previous_hook(unraisable)
+
+    return hook
 
 
 class StopRequest:
@@ -40,6 +55,7 @@ class StopRequest:
         if self.signum is not None:
             return  # a repeat that arrived before SIG_IGN was in place
         self.signum = signum
+        sys.unraisablehook = quiet_signal_races(sys.unraisablehook)
         for stop_signal in STOP_SIGNALS:
             signal.signal(stop_signal, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {signum}")
