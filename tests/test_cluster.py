@@ -5,7 +5,9 @@ The Slurm tests use the one-node cluster of ``scripts/slurm_local.sh`` (partitio
 accounting through slurmdbd) and are marked ``cluster``: the default run leaves them out, CI
 runs them with ``pytest -m cluster`` after setting Slurm up; without a working Slurm each skips
 with one line saying why. Slurm holds a requeued job for two minutes before it may start again;
-the tests start such jobs at once (``scontrol update StartTime=now``), as an administrator could.
+the tests start such jobs after 2 s (``scontrol update StartTime=now``), as an administrator
+could: not at once, since slurmd refuses a job whose new credential dates from the same second as
+the revocation of its last one ("Job credential revoked"), which then fails the job.
 """
 
 from __future__ import annotations
@@ -105,18 +107,33 @@ def job_ids(sweep_dir: Path) -> list[str]:
     return sorted(path.name for path in folders if list(path.glob("*_log.out")))
 
 
-def release_requeued(sweep_dir: Path) -> None:
-    """Start every requeued job of the sweep now instead of two minutes later."""
+RELEASE_DELAY_S = 2  # a requeued job waits this long before its release (module docstring)
+
+
+def release(job: str, waiting_since: dict[str, float]) -> None:
+    """Start the requeued ``job`` now instead of two minutes later, once it has waited
+    RELEASE_DELAY_S since it was first seen waiting (``waiting_since``). ``StartTime=now`` and
+    not ``now+2``: a begin time in the future waits for Slurm's next scheduling pass (a minute)."""
+    now = time.monotonic()
+    since = waiting_since.setdefault(job, now)
+    if now - since >= RELEASE_DELAY_S:
+        command("scontrol", "update", f"JobId={job}", "StartTime=now")
+        del waiting_since[job]
+
+
+def release_requeued(sweep_dir: Path, waiting_since: dict[str, float]) -> None:
+    """Release every requeued job of the sweep (``release``)."""
     for job in job_ids(sweep_dir):
         reason = command("squeue", "-h", "-j", job, "-o", "%r").stdout.strip()
         if reason == "BeginTime":
-            command("scontrol", "update", f"JobId={job}", "StartTime=now")
+            release(job, waiting_since)
 
 
 def finish(process: subprocess.Popen, sweep_dir: Path) -> tuple[int, str, float]:
     """Wait for the sweep, releasing requeued jobs: (exit code, stderr, time it ended)."""
+    waiting_since: dict[str, float] = {}
     while process.poll() is None:
-        release_requeued(sweep_dir)
+        release_requeued(sweep_dir, waiting_since)
         time.sleep(0.5)
     return process.returncode, process.stderr.read(), time.time()
 
@@ -398,17 +415,17 @@ def steps_per_second(tmp_path: Path) -> float:
 
 @contextmanager
 def releasing_requeued_jobs() -> Iterator[None]:
-    """While the block runs, start every requeued job of this user at once."""
-    done = threading.Event()
+    """While the block runs, release every requeued job of this user (``release``)."""
+    done, waiting_since = threading.Event(), {}
 
-    def release() -> None:
+    def release_all() -> None:
         while not done.wait(0.5):
             pending = command("squeue", "-h", "--me", "-t", "PENDING", "-o", "%i %r").stdout
             for job, reason in (line.split() for line in pending.splitlines()):
                 if reason == "BeginTime":
-                    command("scontrol", "update", f"JobId={job}", "StartTime=now")
+                    release(job, waiting_since)
 
-    thread = threading.Thread(target=release, daemon=True)
+    thread = threading.Thread(target=release_all, daemon=True)
     thread.start()
     try:
         yield
