@@ -61,6 +61,12 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def saved_experiment(run_dir: Path) -> TrainConfig:
+    """The run's saved config, its risk measure in the canonical form cfg has."""
+    saved = saved_config(run_dir)
+    return replace(saved, risk=canonical_risk(saved.risk))
+
+
 def resumed_config(cfg: TrainConfig, run_dir: Path, overrides: list[str]) -> TrainConfig:
     """The config a resume continues with. When the command line sets only keys a resumed run
     may change (``resume=<dir> t_max=2000000``), it is the run's saved config with those keys
@@ -69,32 +75,17 @@ def resumed_config(cfg: TrainConfig, run_dir: Path, overrides: list[str]) -> Tra
     given = {override_key(override) for override in overrides}
     if not given <= RESUMABLE_KEYS:
         return cfg
-    saved_cfg = saved_config(run_dir)
-    saved = asdict(replace(saved_cfg, risk=canonical_risk(saved_cfg.risk)))
+    resumed, current = OmegaConf.structured(saved_experiment(run_dir)), OmegaConf.structured(cfg)
     for key in given:
-        set_dotted(saved, key, get_dotted(asdict(cfg), key))
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), saved))
-
-
-def get_dotted(config: dict, key: str):
-    for part in key.split("."):
-        config = config[part]
-    return config
-
-
-def set_dotted(config: dict, key: str, value) -> None:
-    *parents, last = key.split(".")
-    for part in parents:
-        config = config[part]
-    config[last] = value
+        OmegaConf.update(resumed, key, OmegaConf.select(current, key), merge=False)
+    return OmegaConf.to_object(resumed)
 
 
 def check_same_experiment(cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse a resume whose config differs from the run's beyond RESUMABLE_KEYS. An env arg
     at the env class's default is the same whether a config writes it out or leaves it out
     (runs saved before an env file wrote out a default resume as they are)."""
-    saved = saved_config(run_dir)
-    saved = replace(saved, risk=canonical_risk(saved.risk))
+    saved = saved_experiment(run_dir)
     env_defaults = keyword_defaults(env_class(cfg.env.name))  # an unknown name: one-line error
     differing = config_differences(asdict(saved), asdict(cfg), env_defaults)
     if differing:
