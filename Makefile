@@ -28,7 +28,7 @@ lint: install
 
 # the documentation site into site/; --strict: any broken link or reference fails the build
 docs: install
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	$(BIN)/mkdocs build --strict
 
 bench: install
 	$(BIN)/python scripts/bench.py
