@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from riskq.analysis import plot
+from riskq.analysis import plot, published
 from riskq.cli import plot as plot_cli
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EVAL_STEPS = (0, 2_000, 4_000, 6_000)
 
@@ -272,3 +274,29 @@ def test_a_risk_alias_in_a_saved_config_is_the_level(tmp_path):
     config["risk"] |= {"alpha": 0.1, "eta": None}  # written before config.yaml was canonical
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     assert [r.risk for r in plot.find_runs([tmp_path])] == ["cvar(0.1)"]
+
+
+@pytest.mark.parametrize("flag, drawn", [([], True), (["--no-published"], False)])
+def test_published_figures_are_level_lines_of_their_env_and_metric(tmp_path, flag, drawn):
+    """2s3z's win rate figure carries JaxMARL's IPPO and MAPPO win rates at 1e7 steps (their
+    labels are in the SVG's text); the return figure beside it and other envs carry none."""
+    for seed in range(2):
+        scalars = {"eval/win_rate": ramp(0.5), "eval/return_mean": ramp(1.0)}
+        write_fake_run(tmp_path / "runs" / f"s{seed}", env="smax_2s3z", seed=seed, scalars=scalars)
+    write_fake_run(tmp_path / "runs" / "other", env="smax_3m", scalars={"eval/win_rate": ramp(1)})
+    out = tmp_path / "plots"
+    argv = [str(tmp_path / "runs"), "--out", str(out), "--metrics", "eval/win_rate"]
+    assert plot_cli.main([*argv, "eval/return_mean", *flag]) == 0
+    svg = (out / "smax_2s3z.svg").read_text()
+    for label in ("IPPO ~0.9 at 1e7 steps (JaxMARL)", "MAPPO ~1 at 1e7 steps (JaxMARL)"):
+        assert (label in svg) == drawn
+    assert "JaxMARL" not in (out / "smax_3m.svg").read_text()
+
+
+@pytest.mark.parametrize("env", sorted(published.PUBLISHED))
+def test_every_published_figure_belongs_to_a_shipped_env(env):
+    assert (ROOT / "configs" / "env" / f"{env}.yaml").is_file()
+    for metric, figures in published.PUBLISHED[env].items():
+        assert figures and all(figure.env_steps > 0 for figure in figures)
+        if metric == "eval/win_rate":
+            assert all(0.0 <= figure.value <= 1.0 for figure in figures)

@@ -139,6 +139,31 @@ def test_smax_table_scores_win_rate_and_allies_lost_in_a_block_per_risk(tmp_path
     assert qmix_wang["P(RiskQ > algo): win rate"].startswith("0.75 [")
     assert qmix_neutral["P(RiskQ > algo): win rate"] == "0.5 [0.5, 0.5]"  # the same rates
     assert (out / "baselines_smax_3m_iqm.png").is_file()
+    # Wang against risk-neutral RiskQ: more wins and fewer allies lost on 2 seeds of 4, ties on 2
+    lines = (out / "baselines_smax_3m_risk.md").read_text().strip().splitlines()
+    assert lines[0] == ("| risk | seeds (risk, neutral) | P(risk > neutral): win rate | "
+                        "P(risk > neutral): return | P(risk > neutral): CVaR(0.2) | "
+                        "P(fewer than neutral): allies lost |")  # fmt: skip
+    assert len(lines) == 3 and lines[2].startswith("| wang(0.75) | 4, 4 | 0.75 [")
+    assert lines[2].count("| 0.75 [") == 4
+    assert "RiskQ under each risk measure against risk-neutral RiskQ" in capsys.readouterr().out
+
+
+def test_risk_comparison_counts_fewer_risk_events_as_better(tmp_path):
+    """MACN: RiskQ under CVaR falls 0 times per episode on every seed, risk-neutral RiskQ once;
+    CVaR's returns are lower. Without risk-neutral RiskQ runs there is no comparison file."""
+    root = tmp_path / "sweep"
+    for seed in range(3):
+        write_run(root, f"cvar_{seed}", risk="cvar", summary=summary(1.0, -1.0, 0.0), seed=seed)
+        write_run(root, f"vdn_{seed}", algo="vdn", risk="neutral", summary=summary(2, -1, 1))
+    out = tmp_path / "out"
+    assert riskq_table(["baselines", str(root), "--out", str(out), "--reps", "200"]) == 0
+    assert not (out / "baselines_macn_risk.md").exists()  # VDN is no risk-neutral RiskQ
+    for seed in range(3):
+        write_run(root, f"neutral_{seed}", risk="neutral", summary=summary(2.0, -1.0, 1.0))
+    assert riskq_table(["baselines", str(root), "--out", str(out), "--reps", "200"]) == 0
+    row = (out / "baselines_macn_risk.md").read_text().strip().splitlines()[2]
+    assert row == "| cvar(0.2) | 3, 3 | 0 [0, 0] | 0.5 [0.5, 0.5] | 1 [1, 1] |"
 
 
 def test_eval_scores_come_from_each_runs_riskq_eval_file(tmp_path, capsys):

@@ -6,12 +6,14 @@ groups and may use any of them, and no module outside ``riskq.analysis`` and the
 imports it (``tests/test_structure.py``).
 
 - ``rigm``: the RIGM checker of the mixers; ``rigm_trained``: the check on a trained run.
-- ``aggregate``: rliable aggregates; ``plot``: learning curves and tables (riskq-plot).
+- ``aggregate``: rliable aggregates; ``plot``: learning curves and tables (riskq-plot);
+  ``published``: published figures that the curves are drawn beside.
 - ``render`` and ``render_smax``: a greedy evaluation episode as a GIF (riskq-render).
 
 - ``runs``: which directories are runs, which are complete, and what a run scored.
 - ``sweep``: one row per (env, algo, risk) group, mean and range over seeds.
-- ``baselines``: RiskQ against the baselines, IQM with CIs and probability of improvement.
+- ``baselines``: RiskQ against the baselines, IQM with CIs and probability of improvement, and
+  each risk measure against risk-neutral RiskQ.
 - ``effects`` and ``seeds``: a seed sweep's figures per seed, their IQM, and on how many seeds
   an effect (e.g. ``eval/detour>=0.8``) holds.
 """

@@ -11,7 +11,12 @@ lost. Cells show the interquartile mean over runs with a 95% stratified bootstra
 columns give the probability that a RiskQ run of the block beats a run of the row on each
 higher-is-better score (``riskq.analysis.aggregate``).
 
-``write_env_table`` writes ``baselines_<env><suffix>.md``, the run records
+Beside it, per env where RiskQ also ran risk-neutral, the risk measures' own effect: for each
+measure, the probability that a RiskQ run under it beats a risk-neutral RiskQ run on each
+higher-is-better score, and that it has fewer risk events (``risk_comparison``).
+
+``write_env_table`` writes ``baselines_<env><suffix>.md``, that comparison
+``baselines_<env><suffix>_risk.md``, the run records
 ``baselines_<env><suffix>_runs.json`` (run directories are not kept in git; ``--runs`` reads
 such files back, so a later sweep adds seeds without re-running the runs behind them) and the
 intervals figure ``baselines_<env><suffix>_iqm.png/.svg``.
@@ -64,11 +69,15 @@ def higher_is_better(env: str) -> dict[str, str]:
     return {**ENV_SCORES.get(env_family(env), {}), **SCORES}
 
 
+def risk_events(env: str) -> dict[str, str]:
+    """Summary key -> column name of the env's risk events (lower is better; may be empty)."""
+    family = env_family(env)
+    return dict([RISK_EVENTS[family]]) if family in RISK_EVENTS else {}
+
+
 def score_keys(env: str) -> dict[str, str]:
     """Summary key -> column name: the scores, then the env's risk events (if it has any)."""
-    family = env_family(env)
-    events = dict([RISK_EVENTS[family]]) if family in RISK_EVENTS else {}
-    return {**higher_is_better(env), **events}
+    return {**higher_is_better(env), **risk_events(env)}
 
 
 def block_rows(groups: dict[Group, list], *, env: str, risk: str) -> list[tuple[str, str]]:
@@ -112,6 +121,41 @@ def block_table(groups: dict[Group, list], *, env: str, risk: str, reps: int) ->
                 row["p"][key] = improvement_estimates({key: pair}, reps=reps)[key]
         table.append(row)
     return table
+
+
+def risk_comparison(groups: dict[Group, list], *, env: str, reps: int) -> list[dict]:
+    """RiskQ under each risk measure against risk-neutral RiskQ in ``env``, one row per
+    measure: per higher-is-better score the probability that a run under the measure scores
+    higher than a risk-neutral run, per risk event that it has fewer (rliable's probability of
+    improvement on the negated counts). Empty without risk-neutral RiskQ runs."""
+    neutral = groups.get((env, REFERENCE, NEUTRAL))
+    if not neutral:
+        return []
+    signs = {**dict.fromkeys(higher_is_better(env), 1.0), **dict.fromkeys(risk_events(env), -1.0)}
+    rows = []
+    for risk in block_risks(groups, env=env)[:-1]:  # risk-neutral is last
+        averse = groups[(env, REFERENCE, risk)]
+        row = {"risk": risk, "seeds": (len(averse), len(neutral)), "p": {}}
+        for key, sign in signs.items():
+            pair = (sign * scores_of(averse, key), sign * scores_of(neutral, key))
+            if all(len(scores) for scores in pair):
+                row["p"][key] = improvement_estimates({key: pair}, reps=reps)[key]
+        rows.append(row)
+    return rows
+
+
+def risk_markdown(rows: list[dict], *, env: str) -> str:
+    """``risk_comparison``'s rows as one Markdown table."""
+    better, events = higher_is_better(env), risk_events(env)
+    header = ["risk", "seeds (risk, neutral)"]
+    header += [f"P(risk > neutral): {name}" for name in better.values()]
+    header += [f"P(fewer than neutral): {name}" for name in events.values()]
+    cells = [
+        [row["risk"], "{}, {}".format(*row["seeds"])]
+        + [interval_text(row["p"][key], 2) if key in row["p"] else "-" for key in better | events]
+        for row in rows
+    ]
+    return markdown_table(header, cells) + "\n"
 
 
 def markdown(tables: dict[str, list[dict]], *, env: str) -> str:
@@ -176,8 +220,9 @@ def plot_intervals(
 def write_env_table(
     records: list[dict], *, env: str, out_dir: Path, source: str = "final", reps: int = 2000
 ) -> tuple[str, list[Path]]:
-    """The table of ``env`` from the run records of every env: its Markdown text, and the
-    files written under ``out_dir`` (the table, its run records, the intervals figure)."""
+    """The table of ``env`` from the run records of every env: its Markdown text (with the
+    risk measures' comparison below it, if any), and the files written under ``out_dir`` (the
+    table, the comparison, its run records, the intervals figure)."""
     groups = groups_of(records)
     tables = {
         risk: block_table(groups, env=env, risk=risk, reps=reps)
@@ -188,8 +233,15 @@ def write_env_table(
     out_dir.mkdir(parents=True, exist_ok=True)
     table_path = out_dir / f"baselines_{env}{suffix}.md"
     table_path.write_text(text)
+    written = [table_path]
+    comparison = risk_comparison(groups, env=env, reps=reps)
+    if comparison:
+        risk_text = risk_markdown(comparison, env=env)
+        written.append(out_dir / f"baselines_{env}{suffix}_risk.md")
+        written[-1].write_text(risk_text)
+        text += f"\nRiskQ under each risk measure against risk-neutral RiskQ:\n\n{risk_text}"
     runs_path = out_dir / f"baselines_{env}{suffix}{RUNS_SUFFIX}"
     env_records = [record for record in records if record["env"] == env]
     runs_path.write_text(json.dumps(env_records, indent=1) + "\n")
     figures = plot_intervals(tables, env=env, out_dir=out_dir, source=source)
-    return text, [table_path, runs_path, *figures]
+    return text, [*written, runs_path, *figures]

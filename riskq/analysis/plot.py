@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from riskq.analysis.published import published
 from riskq.run.labels import risk_label, risk_level
 from riskq.run.run_dir import incomplete_note, run_status
 
@@ -259,8 +260,20 @@ def _seeds_text(counts: set[int]) -> str:
     return f"{low}-{high} seeds"
 
 
-def _draw_env(fig, *, env: str, curves: dict, x: str, styles: dict) -> None:
-    """One subplot per metric logged in ``env``: mean lines with shaded 95% bootstrap CIs."""
+def _draw_published(ax, *, env: str, metric: str) -> None:
+    """The published figures of ``env``'s ``metric`` as grey level lines, each labelled with
+    its method, value, budget and source (``riskq.analysis.published``)."""
+    for figure in published(env, metric):
+        ax.axhline(figure.value, color="0.35", linestyle=(0, (1, 2)), linewidth=1)
+        ax.annotate(figure.label(), xy=(0.99, figure.value), xycoords=("axes fraction", "data"),
+                    fontsize="x-small", color="0.25", ha="right", va="bottom")  # fmt: skip
+
+
+def _draw_env(
+    fig, *, env: str, curves: dict, x: str, styles: dict, with_published: bool = True
+) -> None:
+    """One subplot per metric logged in ``env``: mean lines with shaded 95% bootstrap CIs, and
+    (``with_published``) the published figures of that env and metric as level lines."""
     curves = {metric: frame[frame.env == env] for metric, frame in curves.items()}
     curves = {metric: frame for metric, frame in curves.items() if not frame.empty}
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
@@ -273,13 +286,17 @@ def _draw_env(fig, *, env: str, curves: dict, x: str, styles: dict) -> None:
             ax.plot(line[x], line["mean"], color=colour, linestyle=style, label=label)
             ax.fill_between(line[x], line.ci_low, line.ci_high, color=colour, alpha=0.2, lw=0)
             counts.add(int(line.n_seeds.iloc[0]))
+        if with_published:
+            _draw_published(ax, env=env, metric=metric)
         ax.set(xlabel=X_AXES[x], ylabel=metric_label(metric), title=metric)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small", title="algorithm, risk measure")
     fig.suptitle(f"{env} (mean and 95% bootstrap CI over {_seeds_text(counts or {0})})")
 
 
-def plot_curves(curves: dict, *, out_dir: Path, x: str = "env_steps") -> list[Path]:
+def plot_curves(
+    curves: dict, *, out_dir: Path, x: str = "env_steps", with_published: bool = True
+) -> list[Path]:
     """One PNG and one SVG per env, one subplot per metric it logs; returns the paths written.
 
     curves: metric -> frame of ``aggregate`` (metrics in subplot order).
@@ -296,7 +313,7 @@ def plot_curves(curves: dict, *, out_dir: Path, x: str = "env_steps") -> list[Pa
         n_metrics = sum(bool((frame.env == env).any()) for frame in curves.values())
         fig = Figure(figsize=(5.5 * n_metrics, 4.2), layout="constrained")
         FigureCanvasAgg(fig)
-        _draw_env(fig, env=env, curves=curves, x=x, styles=styles)
+        _draw_env(fig, env=env, curves=curves, x=x, styles=styles, with_published=with_published)
         stem = re.sub(r"[^\w.-]+", "_", env)
         for suffix in (".png", ".svg"):
             path = out_dir / f"{stem}{suffix}"
@@ -363,9 +380,11 @@ def run_plot(
     metrics=DEFAULT_METRICS,
     x: str = "env_steps",
     n_boot: int = 2000,
+    with_published: bool = True,
 ) -> PlotReport:
-    """Find, load, aggregate, plot and tabulate the runs under ``paths``; the figures and the
-    final table go to ``out`` (default: ``<first path>/plots``)."""
+    """Find, load, aggregate, plot and tabulate the runs under ``paths``; the figures (with
+    the published figures of their envs, unless ``with_published`` is false) and the final
+    table go to ``out`` (default: ``<first path>/plots``)."""
     missing = [name for name in PLOT_EXTRAS if importlib.util.find_spec(name) is None]
     if missing:
         raise PlotError(f"{missing[0]} is not installed (pip install 'riskq[plot]')")
@@ -374,7 +393,7 @@ def run_plot(
     _check_metrics(scalars, metrics)
     out_dir = out or Path(paths[0]) / "plots"
     curves = {m: aggregate(scalars, metric=m, x=x, n_boot=n_boot) for m in metrics}
-    written = plot_curves(curves, out_dir=out_dir, x=x)
+    written = plot_curves(curves, out_dir=out_dir, x=x, with_published=with_published)
     incomplete = [(run.path, run.status) for run in runs if run.status != "complete"]
     note = ""
     if incomplete:

@@ -25,6 +25,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), help="scalar tags")
     parser.add_argument("--x", choices=sorted(X_AXES), default="env_steps", help="x axis")
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument(
+        "--published",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw published figures of the env and metric (riskq.analysis.published) as "
+        "labelled level lines",
+    )
     return parser.parse_args(argv)
 
 
@@ -33,7 +40,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         result = run_plot(
-            args.paths, out=args.out, metrics=args.metrics, x=args.x, n_boot=args.n_boot
+            args.paths,
+            out=args.out,
+            metrics=args.metrics,
+            x=args.x,
+            n_boot=args.n_boot,
+            with_published=args.published,
         )
     except PlotError as err:
         return report(PROG, err, code=2)
