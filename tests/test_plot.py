@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from riskq.analysis import plot, published
+from riskq.analysis import curves, plot, published
 from riskq.cli import plot as plot_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,14 +95,14 @@ def group_row(table: pd.DataFrame, *, algo: str, risk: str = "cvar(0.2)") -> dic
 
 
 def test_bootstrap_ci_known_answers():
-    mean, low, high = plot.bootstrap_ci(np.array([[1.0], [2.0], [3.0]]))
+    mean, low, high = curves.bootstrap_ci(np.array([[1.0], [2.0], [3.0]]))
     # P(all three resamples pick the same seed) = 1/27 > 2.5%: the CI is exactly [1, 3].
     assert (mean[0], low[0], high[0]) == pytest.approx((2.0, 1.0, 3.0))
-    mean, low, high = plot.bootstrap_ci(np.array([[4.0, -1.0]]))  # one seed: no spread
+    mean, low, high = curves.bootstrap_ci(np.array([[4.0, -1.0]]))  # one seed: no spread
     assert np.allclose([mean, low, high], [[4.0, -1.0]] * 3)
-    again = plot.bootstrap_ci(np.random.default_rng(1).normal(size=(5, 7)), seed=3)
+    again = curves.bootstrap_ci(np.random.default_rng(1).normal(size=(5, 7)), seed=3)
     assert np.array_equal(
-        again, plot.bootstrap_ci(np.random.default_rng(1).normal(size=(5, 7)), seed=3)
+        again, curves.bootstrap_ci(np.random.default_rng(1).normal(size=(5, 7)), seed=3)
     )
 
 
@@ -113,7 +113,7 @@ def test_aggregate_aligns_runs_logged_at_different_steps():
     scalars = pd.DataFrame(rows, columns=["run", "env_steps", "value"]).assign(
         env="e", algo="riskq", risk="neutral", tag="eval/return_mean", seed=0
     )
-    curve = plot.aggregate(scalars, metric="eval/return_mean")
+    curve = curves.aggregate(scalars, metric="eval/return_mean")
     assert curve.env_steps.tolist() == [10, 100, 200, 300]  # seed 0's, clipped into [10, 300]
     assert np.allclose(curve["mean"], curve.env_steps + 5.0)
     # P(both resamples pick the same seed) = 1/4: the CI spans exactly [y0, y1].
@@ -124,18 +124,18 @@ def test_aggregate_aligns_runs_logged_at_different_steps():
 
 
 def test_find_runs_walks_nested_sweeps(sweep):
-    runs = plot.find_runs([sweep])
+    runs = curves.find_runs([sweep])
     assert len(runs) == 6
     assert {(r.algo, r.risk, r.env) for r in runs} == {
         ("riskq", "cvar(0.2)", "risk_ladder"),
         ("vdn", "cvar(0.2)", "risk_ladder"),
     }
     assert sorted(r.seed for r in runs if r.algo == "vdn") == [0, 1, 2]
-    assert len(plot.find_runs([sweep, sweep / "vdn"])) == 6  # a run is counted once
+    assert len(curves.find_runs([sweep, sweep / "vdn"])) == 6  # a run is counted once
 
 
 def test_final_table_means_and_cis(sweep):
-    table = plot.final_table(plot.load_scalars(plot.find_runs([sweep])))
+    table = plot.final_table(curves.load_scalars(curves.find_runs([sweep])))
     riskq, vdn = group_row(table, algo="riskq"), group_row(table, algo="vdn")
     assert table.algo.tolist() == ["riskq", "vdn"]  # fixed algorithm order
     assert riskq["n_seeds"] == 3 and vdn["n_seeds"] == 3
@@ -167,7 +167,7 @@ def test_groups_by_risk_parameter(tmp_path):
             scalars={"eval/return_mean": ramp(10.0)},
         )
     table = plot.final_table(
-        plot.load_scalars(plot.find_runs([tmp_path])), metrics=["eval/return_mean"]
+        curves.load_scalars(curves.find_runs([tmp_path])), metrics=["eval/return_mean"]
     )
     assert table.risk.tolist() == ["cvar(0.1)", "cvar(0.2)", "neutral"]
     assert table.n_seeds.tolist() == [2, 2, 2]
@@ -197,10 +197,33 @@ def test_main_default_out_and_other_metrics(sweep, capsys):
     assert plot_cli.main(argv) == 0
     assert (sweep / "vdn" / "plots" / "risk_ladder.svg").stat().st_size > 0
     assert "| risk_ladder | vdn | cvar(0.2) | 3 | 0.50 [0.50, 0.50] |" in capsys.readouterr().out
-    scalars = plot.load_scalars(plot.find_runs([sweep / "vdn"]))
-    curve = plot.aggregate(scalars, metric="eval/return_mean", x="wall_minutes")
+    scalars = curves.load_scalars(curves.find_runs([sweep / "vdn"]))
+    curve = curves.aggregate(scalars, metric="eval/return_mean", x="wall_minutes")
     assert curve.wall_minutes.tolist() == pytest.approx([0.0, 2.0, 4.0, 6.0])  # 1000 steps/min
     assert curve["mean"].tolist() == pytest.approx([0.0, 5 / 3, 10 / 3, 5.0])
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [(1, [1, 2, 6, 3]), (2, [1, 1.5, 4, 4.5]), (3, [1, 1.5, 3, 11 / 3]), (9, [1, 1.5, 3, 3])],
+)
+def test_trailing_mean_known_answers(window, expected):
+    values = np.array([1.0, 2.0, 6.0, 3.0])
+    assert curves.trailing_mean(values, window).tolist() == pytest.approx(expected)
+
+
+def test_smoothed_curves_average_each_run_before_the_seeds(sweep, tmp_path, capsys):
+    """riskq's returns ramp to 1, 2, 3 over four evaluations (mean over seeds 0, 2/3, 4/3, 2);
+    over two points each run's curve becomes the mean of each point and the one before it.
+    The final table keeps the last values as logged."""
+    scalars = curves.load_scalars(curves.find_runs([sweep]))
+    curve = curves.aggregate(scalars, metric="eval/return_mean", smooth=2)
+    riskq = curve[curve.algo == "riskq"]
+    assert riskq["mean"].tolist() == pytest.approx([0.0, 1 / 3, 1.0, 5 / 3])
+    out = tmp_path / "smoothed"
+    assert plot_cli.main([str(sweep), "--out", str(out), "--smooth", "2"]) == 0
+    assert "| risk_ladder | riskq | cvar(0.2) | 3 | 2.00 [1.00, 3.00] |" in capsys.readouterr().out
+    assert "trailing mean over 2 logged points" in (out / "risk_ladder.svg").read_text()
 
 
 def make_run_without_scalars(root: Path) -> None:
@@ -225,6 +248,11 @@ def make_bad_config(root: Path) -> None:
         ),
         (make_run_without_scalars, [], "none of the runs found has logged any scalar yet"),
         (make_bad_config, [], "config.yaml lacks env.label (is it a riskq-train config?)"),
+        (
+            lambda d: write_fake_run(d / "r", scalars={"eval/return_mean": ramp(1.0)}),
+            ["--smooth", "0"],
+            "--smooth must be a whole number >= 1, got 0",
+        ),
     ],
 )
 def test_main_errors_are_one_line(tmp_path, capsys, make, argv_tail, message):
@@ -264,7 +292,8 @@ def test_incomplete_runs_are_drawn_but_left_out_of_the_final_table(tmp_path, cap
     assert warning.startswith("riskq-plot: warning: 2 incomplete runs left out of the final table")
     assert f"{killed} (no summary.json)" in warning and f"{failed} (failed)" in warning
     assert "2 incomplete runs left out" in (out / "final_performance.md").read_text()
-    curve = plot.aggregate(plot.load_scalars(plot.find_runs([tmp_path])), metric="eval/return_mean")
+    scalars = curves.load_scalars(curves.find_runs([tmp_path]))
+    curve = curves.aggregate(scalars, metric="eval/return_mean")
     assert curve.n_seeds.tolist() == [4] * len(curve)  # the curves still show every run
 
 
@@ -273,7 +302,7 @@ def test_a_risk_alias_in_a_saved_config_is_the_level(tmp_path):
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["risk"] |= {"alpha": 0.1, "eta": None}  # written before config.yaml was canonical
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    assert [r.risk for r in plot.find_runs([tmp_path])] == ["cvar(0.1)"]
+    assert [r.risk for r in curves.find_runs([tmp_path])] == ["cvar(0.1)"]
 
 
 @pytest.mark.parametrize("flag, drawn", [([], True), (["--no-published"], False)])

@@ -6,7 +6,8 @@ groups and may use any of them, and no module outside ``riskq.analysis`` and the
 imports it (``tests/test_structure.py``).
 
 - ``rigm``: the RIGM checker of the mixers; ``rigm_trained``: the check on a trained run.
-- ``aggregate``: rliable aggregates; ``plot``: learning curves and tables (riskq-plot);
+- ``aggregate``: rliable aggregates; ``curves``: runs' scalars as learning curves over seeds;
+  ``plot``: their figures and final tables (riskq-plot);
   ``published``: published figures that the curves are drawn beside.
 - ``render`` and ``render_smax``: a greedy evaluation episode as a GIF (riskq-render).
 

@@ -2,9 +2,10 @@
 ``riskq.cli.plot``, is the command).
 
 Reads every run directory (``config.yaml`` next to a ``tb/`` folder of TensorBoard events)
-under the given paths, groups runs by (env label, algorithm, risk measure) and reports the mean
-over seeds with a 95% bootstrap confidence interval of that mean (rliable), as the learning
-curves of RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753) report results over seeds.
+under the given paths (``riskq.analysis.curves``), groups runs by (env label, algorithm, risk
+measure) and reports the mean over seeds with a 95% bootstrap confidence interval of that mean
+(rliable), as the learning curves of RiskQ (Shen et al., NeurIPS 2023, arXiv:2311.01753)
+report results over seeds.
 
 Incomplete runs (no ``summary.json``, or a status other than ``complete``: still running,
 killed, failed) are drawn in the curves but left out of the final-performance table; a warning
@@ -13,7 +14,6 @@ line (and a line under the table) lists them. ``riskq-table`` does the same.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import re
 import sys
@@ -22,20 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from riskq.analysis.curves import (
+    GROUP_KEYS,
+    PROG,
+    PlotError,
+    aggregate,
+    bootstrap_ci,
+    find_runs,
+    load_scalars,
+)
 from riskq.analysis.published import published
-from riskq.run.labels import risk_label, risk_level
-from riskq.run.run_dir import incomplete_note, run_status
+from riskq.run.run_dir import incomplete_note
 
 try:
     import pandas as pd
 except ModuleNotFoundError:  # the [plot] extra is missing: main() says so in one line
     pd = None
 
-PROG = "riskq-plot"
 DEFAULT_METRICS = ("eval/return_mean", "eval/return_cvar_0.2")
-GROUP_KEYS = ["env", "algo", "risk"]
 PLOT_EXTRAS = ("pandas", "tbparse", "matplotlib", "rliable")  # pip install 'riskq[plot]'
 # Fixed colour per algorithm (configs/algo/*.yaml names) so every figure agrees.
 ALGO_COLOURS = {
@@ -61,10 +66,6 @@ FIXED_LABELS = {
 }
 
 
-class PlotError(Exception):
-    """A problem with the user's input, printed by ``riskq-plot`` as one line (exit code 2)."""
-
-
 @dataclass(frozen=True)
 class PlotReport:
     """What ``run_plot`` wrote: the files and the final table (markdown; its last line names
@@ -72,18 +73,6 @@ class PlotReport:
 
     written: list[Path]
     markdown: str
-
-
-@dataclass(frozen=True)
-class Run:
-    """One training run: its directory, the config keys that group it, and its status."""
-
-    path: Path
-    env: str
-    algo: str
-    risk: str
-    seed: int | None
-    status: str = "complete"  # riskq.run.run_dir.run_status
 
 
 def metric_label(metric: str) -> str:
@@ -98,139 +87,6 @@ def metric_label(metric: str) -> str:
     phase, _, name = metric.rpartition("/")
     where = {"eval": "evaluation", "train": "training"}.get(phase, phase)
     return f"{name.replace('_', ' ')} (mean per {where} episode)" if where else name
-
-
-def _config_value(config: dict, key: str, *, path: Path):
-    """``config['a']['b']`` for ``key='a.b'``; a missing key is a one-line PlotError."""
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise PlotError(f"{path} lacks {key} (is it a riskq-train config?)")
-        node = node[part]
-    return node
-
-
-def read_run(config_path: Path) -> Run:
-    """The Run described by one resolved ``config.yaml``."""
-    try:
-        config = yaml.safe_load(config_path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise PlotError(f"{config_path} is not valid YAML ({str(err).splitlines()[0]})") from None
-    get = functools.partial(_config_value, config, path=config_path)
-    env, algo, name = str(get("env.label")), str(get("algo.name")), str(get("risk.name"))
-    try:
-        level = risk_level({**get("risk"), "param": get("risk.param")})
-    except ValueError as err:
-        raise PlotError(f"{config_path}: {err}") from None
-    return Run(
-        path=config_path.parent,
-        env=env,
-        algo=algo,
-        risk=risk_label(name, level),
-        seed=config.get("seed") if isinstance(config, dict) else None,
-        status=run_status(config_path.parent),
-    )
-
-
-def find_runs(paths) -> list[Run]:
-    """Every run directory (``config.yaml`` next to ``tb/``) at any depth under ``paths``."""
-    config_paths = set()
-    for path in map(Path, paths):
-        if not path.exists():
-            raise PlotError(f"{path} does not exist")
-        found = path.rglob("config.yaml") if path.is_dir() else []
-        config_paths |= {c.resolve() for c in found if (c.parent / "tb").is_dir()}
-    if not config_paths:
-        where = ", ".join(map(str, paths)) or "(no paths given)"
-        raise PlotError(f"no runs found under {where} (a run directory holds config.yaml and tb/)")
-    return [read_run(config_path) for config_path in sorted(config_paths)]
-
-
-def _read_events(run: Run) -> pd.DataFrame:
-    """Long frame (tag, env_steps, wall_minutes, value) of one run's scalars."""
-    from tbparse import SummaryReader
-
-    from riskq.run.logger import EVENT_FILE_PREFIX, whole_event_records
-
-    for path in sorted((run.path / "tb").glob(f"{EVENT_FILE_PREFIX}*")):
-        whole_event_records(path)  # a partial last record: a warning (tbparse leaves it out)
-    reader = SummaryReader(
-        str(run.path / "tb"), event_types={"scalars"}, extra_columns={"wall_time"}
-    )
-    frame = reader.scalars
-    if frame.empty:
-        return frame
-    # A resumed run may log a step twice: the later event wins.
-    frame = frame.sort_values("wall_time").drop_duplicates(["tag", "step"], keep="last")
-    frame = frame.assign(wall_minutes=(frame.wall_time - frame.wall_time.min()) / 60.0)
-    return frame.rename(columns={"step": "env_steps"}).drop(columns="wall_time")
-
-
-def load_scalars(runs: list[Run]) -> pd.DataFrame:
-    """All runs' scalars as one long frame: env, algo, risk, seed, run, tag, x columns, value."""
-    frames = []
-    for run in runs:
-        frame = _read_events(run)
-        if frame.empty:
-            print(f"{PROG}: warning: {run.path} has no scalars yet, skipped", file=sys.stderr)
-            continue
-        keys = {"env": run.env, "algo": run.algo, "risk": run.risk, "seed": run.seed}
-        frames.append(frame.assign(**keys, run=str(run.path)))
-    if not frames:
-        raise PlotError("none of the runs found has logged any scalar yet")
-    scalars = pd.concat(frames, ignore_index=True)
-    return scalars.sort_values(["run", "tag", "env_steps"], ignore_index=True)
-
-
-def bootstrap_ci(values, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0):
-    """Mean over runs and rliable's stratified percentile-bootstrap CI of that mean.
-
-    values: [R, X] (R runs, X points) -> (mean, ci_low, ci_high), each [X]. The resampling is
-    seeded, so the same values always give the same interval (riskq/analysis/aggregate.py).
-    """
-    from riskq.analysis.aggregate import curve_intervals  # rliable: the [plot] extra
-
-    return curve_intervals(values, reps=n_boot, confidence=confidence, seed=seed)
-
-
-def align(curves: list[tuple[np.ndarray, np.ndarray]], *, max_points: int = 500):
-    """Interpolate each run's (x, y) curve onto one grid: [X] grid and [R, X] values.
-
-    The grid is the sparsest run's x values clipped into the range that every run covers, so
-    runs logged at the same steps are used as they are, and runs whose evaluations drift by a
-    few steps keep all their points; at most ``max_points`` of them are kept.
-    """
-    start = max(x[0] for x, _ in curves)
-    stop = min(x[-1] for x, _ in curves)
-    if start > stop:
-        raise PlotError(f"its runs cover no common range (latest start {start:g} > end {stop:g})")
-    sparsest = min((x for x, _ in curves), key=len)
-    grid = np.unique(np.clip(sparsest, start, stop))  # [X]
-    if len(grid) > max_points:
-        grid = grid[np.linspace(0, len(grid) - 1, max_points).round().astype(int)]
-    values = np.stack([np.interp(grid, x, y) for x, y in curves])  # [R, X]
-    return grid, values
-
-
-def aggregate(
-    scalars: pd.DataFrame, *, metric: str, x: str = "env_steps", n_boot: int = 2000, seed: int = 0
-) -> pd.DataFrame:
-    """Learning curve per (env, algo, risk): columns env, algo, risk, n_seeds, x, mean, ci_*."""
-    rows = scalars[scalars.tag == metric]
-    frames = []
-    for keys, group in rows.groupby(GROUP_KEYS, sort=False):
-        runs = (run.sort_values(x) for _, run in group.groupby("run"))
-        curves = [(run[x].to_numpy(float), run.value.to_numpy(float)) for run in runs]
-        try:
-            grid, values = align(curves)
-        except PlotError as err:
-            raise PlotError(f"{metric} of {', '.join(map(str, keys))}: {err}") from None
-        mean, ci_low, ci_high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
-        columns = dict(zip(GROUP_KEYS, keys, strict=True), n_seeds=len(curves))
-        stats = {x: grid, "mean": mean, "ci_low": ci_low, "ci_high": ci_high}
-        frames.append(pd.DataFrame({**columns, **stats}))
-    empty = pd.DataFrame(columns=[*GROUP_KEYS, "n_seeds", x, "mean", "ci_low", "ci_high"])
-    return pd.concat(frames, ignore_index=True) if frames else empty
 
 
 def algo_colour(algo: str) -> str:
@@ -270,7 +126,14 @@ def _draw_published(ax, *, env: str, metric: str) -> None:
 
 
 def _draw_env(
-    fig, *, env: str, curves: dict, x: str, styles: dict, with_published: bool = True
+    fig,
+    *,
+    env: str,
+    curves: dict,
+    x: str,
+    styles: dict,
+    with_published: bool = True,
+    smooth: int = 1,
 ) -> None:
     """One subplot per metric logged in ``env``: mean lines with shaded 95% bootstrap CIs, and
     (``with_published``) the published figures of that env and metric as level lines."""
@@ -291,11 +154,18 @@ def _draw_env(
         ax.set(xlabel=X_AXES[x], ylabel=metric_label(metric), title=metric)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small", title="algorithm, risk measure")
-    fig.suptitle(f"{env} (mean and 95% bootstrap CI over {_seeds_text(counts or {0})})")
+    smoothed = f"; each run's trailing mean over {smooth} logged points" if smooth > 1 else ""
+    seeds = _seeds_text(counts or {0})
+    fig.suptitle(f"{env} (mean and 95% bootstrap CI over {seeds}{smoothed})")
 
 
 def plot_curves(
-    curves: dict, *, out_dir: Path, x: str = "env_steps", with_published: bool = True
+    curves: dict,
+    *,
+    out_dir: Path,
+    x: str = "env_steps",
+    with_published: bool = True,
+    smooth: int = 1,
 ) -> list[Path]:
     """One PNG and one SVG per env, one subplot per metric it logs; returns the paths written.
 
@@ -313,7 +183,8 @@ def plot_curves(
         n_metrics = sum(bool((frame.env == env).any()) for frame in curves.values())
         fig = Figure(figsize=(5.5 * n_metrics, 4.2), layout="constrained")
         FigureCanvasAgg(fig)
-        _draw_env(fig, env=env, curves=curves, x=x, styles=styles, with_published=with_published)
+        options = dict(x=x, styles=styles, with_published=with_published, smooth=smooth)
+        _draw_env(fig, env=env, curves=curves, **options)
         stem = re.sub(r"[^\w.-]+", "_", env)
         for suffix in (".png", ".svg"):
             path = out_dir / f"{stem}{suffix}"
@@ -381,10 +252,14 @@ def run_plot(
     x: str = "env_steps",
     n_boot: int = 2000,
     with_published: bool = True,
+    smooth: int = 1,
 ) -> PlotReport:
     """Find, load, aggregate, plot and tabulate the runs under ``paths``; the figures (with
-    the published figures of their envs, unless ``with_published`` is false) and the final
-    table go to ``out`` (default: ``<first path>/plots``)."""
+    the published figures of their envs, unless ``with_published`` is false; curves smoothed
+    over ``smooth`` logged points) and the final table (never smoothed) go to ``out``
+    (default: ``<first path>/plots``)."""
+    if smooth < 1:
+        raise PlotError(f"--smooth must be a whole number >= 1, got {smooth}")
     missing = [name for name in PLOT_EXTRAS if importlib.util.find_spec(name) is None]
     if missing:
         raise PlotError(f"{missing[0]} is not installed (pip install 'riskq[plot]')")
@@ -392,8 +267,10 @@ def run_plot(
     scalars = load_scalars(runs)
     _check_metrics(scalars, metrics)
     out_dir = out or Path(paths[0]) / "plots"
-    curves = {m: aggregate(scalars, metric=m, x=x, n_boot=n_boot) for m in metrics}
-    written = plot_curves(curves, out_dir=out_dir, x=x, with_published=with_published)
+    curves = {m: aggregate(scalars, metric=m, x=x, n_boot=n_boot, smooth=smooth) for m in metrics}
+    written = plot_curves(
+        curves, out_dir=out_dir, x=x, with_published=with_published, smooth=smooth
+    )
     incomplete = [(run.path, run.status) for run in runs if run.status != "complete"]
     note = ""
     if incomplete:

@@ -26,6 +26,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--x", choices=sorted(X_AXES), default="env_steps", help="x axis")
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument(
+        "--smooth",
+        type=int,
+        default=1,
+        metavar="N",
+        help="draw each run's trailing mean over N logged points (default 1: as logged); "
+        "the final table is never smoothed",
+    )
+    parser.add_argument(
         "--published",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -46,6 +54,7 @@ def main(argv=None) -> int:
             x=args.x,
             n_boot=args.n_boot,
             with_published=args.published,
+            smooth=args.smooth,
         )
     except PlotError as err:
         return report(PROG, err, code=2)
