@@ -355,6 +355,44 @@ def test_sweep_late_column_is_the_mean_of_each_runs_evaluations_from_a_step_on(t
     assert error == "riskq-table sweep: error: no evaluation of eval/return_mean at env step >= 30"
 
 
+def test_sweep_curve_columns_are_window_means_and_by_seed_rows_are_runs(tmp_path, capsys):
+    """Budget 40 (``write_run``'s t_max is 100: set here), evaluations every 10 steps; two
+    windows: [0, 20) and [20, 40], the last one also taking the evaluation at step 40."""
+    for seed, evaluations in enumerate([[1.0, 3.0, 5.0, 7.0, 9.0], [0.0, 0.0, 2.0, 2.0, 8.0]]):
+        metrics = evaluations_at(evaluations, every=10)
+        run = write_run(tmp_path, str(seed), summary={"eval/return_mean": evaluations[-1]},
+                        env=LADDER, seed=seed, metrics=metrics)  # fmt: skip
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "t_max": 40}))
+    args = ["sweep", str(tmp_path), "--keys", "eval/return_mean", "--curve", "eval/return_mean"]
+    assert riskq_table([*args, "--windows", "2", "--by-seed"]) == 0
+    header, _, *rows = capsys.readouterr().out.splitlines()
+    assert header == ("| env | algo | risk | seed | eval/return_mean | eval/return_mean 0-20 "
+                      "| eval/return_mean 20-40 |")  # fmt: skip
+    assert rows == ["| risk_ladder | riskq | wang(0.75) | 0 | 9 | 2 | 7 |",  # (1+3)/2, (5+7+9)/3
+                    "| risk_ladder | riskq | wang(0.75) | 1 | 8 | 0 | 4 |"]  # fmt: skip
+    assert riskq_table([*args, "--windows", "2"]) == 0  # over seeds: mean [min, max]
+    assert (
+        capsys.readouterr().out.splitlines()[2].endswith("| 8.5 [8, 9] | 1 [0, 2] | 5.5 [4, 7] |")
+    )
+    assert riskq_table([*args, "--windows", "8"]) == 2  # [5, 10) holds no evaluation
+    [error] = capsys.readouterr().err.splitlines()
+    assert error == ("riskq-table sweep: error: --curve eval/return_mean: no evaluation of "
+                     "eval/return_mean in 5-10")  # fmt: skip
+    assert riskq_table([*args, "--windows", "0"]) == 2
+    assert "--windows must be a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("steps", "text"),
+    [(0, "0"), (999, "999"), (1500, "1.5k"), (25_000, "25k"), (500_000, "0.5M"), (2e6, "2M")],
+)
+def test_window_names_write_steps_short(steps, text):
+    from riskq.analysis.sweep import steps_text
+
+    assert steps_text(steps) == text
+
+
 def test_old_script_paths_run_the_command(tmp_path):
     """scripts/sweep_table.py and scripts/baselines_table.py are thin deprecated wrappers."""
     for seed in range(2):

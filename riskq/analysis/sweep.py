@@ -6,11 +6,15 @@ joint action of a matrix game) show how often each value occurred, e.g. ``(M, M)
 ``best KEY`` is the highest value of KEY over a run's evaluations during training
 (metrics.jsonl), ``late KEY`` the mean of KEY over its evaluations from a given env step on:
 a figure of the second half of training that one lucky or unlucky final evaluation does not
-set. Incomplete runs are left out and returned, for the caller to list.
+set; ``KEY 1.5M-2M`` (``curve``) the mean of KEY over the evaluations in one of ``windows``
+equal parts of the budget: a learning curve as a few numbers, which says whether it still rises.
+With ``by_seed`` every run is its own row. Incomplete runs are left out and returned, for the
+caller to list.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -50,24 +54,68 @@ def late_evaluations(rows: list[dict], keys: tuple[str, ...], *, start: int) -> 
     return late
 
 
+def steps_text(steps: float) -> str:
+    """Env steps in a column name: 0, 999, 1.5k, 25k, 0.5M, 2M."""
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if steps >= size / 2 and (unit == "M" or steps >= size):
+            return f"{steps / size:.3g}{unit}"
+    return f"{steps:.0f}"
+
+
+def window_evaluations(
+    rows: list[dict], keys: tuple[str, ...], *, t_max: int, windows: int
+) -> dict[str, float]:
+    """{"KEY a-b": the mean of KEY over the ``rows`` at env steps in [a, b)}, for ``windows``
+    equal parts [a, b) of [0, t_max); the last part also takes the evaluations at or after
+    ``t_max`` (a run stops at the end of the episode that crosses it)."""
+    bounds = [t_max * i / windows for i in range(windows + 1)]  # [windows + 1]
+    means = {}
+    for key in keys:
+        for i, (low, high) in enumerate(itertools.pairwise(bounds)):
+            last = i == windows - 1
+            values = [
+                row[key]
+                for row in rows
+                if key in row and row["step"] >= low and (last or row["step"] < high)
+            ]
+            name = f"{key} {steps_text(low)}-{steps_text(high)}"
+            if not values:
+                raise UsageError(f"--curve {key}: no evaluation of {key} in {name.split()[-1]}")
+            means[name] = sum(values) / len(values)
+    return means
+
+
+def curve_columns(runs: list[tuple[dict, dict]], curve: tuple[str, ...]) -> list[str]:
+    """The ``window_evaluations`` names of the ``curve`` keys in the runs' summaries, in order
+    (runs of different budgets add their own windows)."""
+    names = (name for _, summary in runs for name in summary)
+    return list(dict.fromkeys(name for name in names if name.rpartition(" ")[0] in curve))
+
+
 def load_runs(
     sweep_dir: Path,
     *,
     best: tuple[str, ...] = (),
     late: tuple[str, ...] = (),
     late_from: int = 0,
+    curve: tuple[str, ...] = (),
+    windows: int = 4,
 ) -> tuple[list[tuple[dict, dict]], list[Incomplete]]:
     """(config, summary) of every complete run under ``sweep_dir``, and (run dir, status) of
-    the incomplete ones. ``best``, ``late``: keys whose best evaluation, or mean evaluation
-    from env step ``late_from`` on, joins the summary."""
+    the incomplete ones. ``best``, ``late``, ``curve``: keys whose best evaluation, mean
+    evaluation from env step ``late_from`` on, or mean evaluation in each of ``windows`` parts
+    of the budget joins the summary."""
     complete, incomplete = split_by_status(sweep_dir)
     runs = []
     for run_dir in complete:
         summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-        if best or late:
+        config = read_config(run_dir)
+        if best or late or curve:
             rows = evaluation_rows(run_dir)
             summary |= best_evaluations(rows, best) | late_evaluations(rows, late, start=late_from)
-        runs.append((read_config(run_dir), summary))
+            t_max = int(config["t_max"])
+            summary |= window_evaluations(rows, curve, t_max=t_max, windows=windows)
+        runs.append((config, summary))
     return runs, incomplete
 
 
@@ -83,14 +131,21 @@ def cell(values: list) -> str:
     return ", ".join(f"{value} x{count}" for value, count in counts.most_common())
 
 
-def table(runs: list[tuple[dict, dict]], keys: list[str]) -> str:
+def table(runs: list[tuple[dict, dict]], keys: list[str], *, by_seed: bool = False) -> str:
     """One Markdown row per (env, algo, risk): the number of seeds, then a ``cell`` per key
-    over the runs whose summary holds it."""
+    over the runs whose summary holds it. ``by_seed``: one row per run, with its seed and its
+    own values."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for config, summary in runs:
-        groups[(config["env"]["label"], config["algo"]["name"], risk_of(config))].append(summary)
+        group = (config["env"]["label"], config["algo"]["name"], risk_of(config))
+        groups[(*group, int(config["seed"])) if by_seed else group].append(summary)
     rows = []
-    for (env, algo, risk), summaries in sorted(groups.items()):
-        cells = [cell([s[key] for s in summaries if key in s]) for key in keys]
-        rows.append([env, algo, risk, str(len(summaries)), *cells])
-    return markdown_table(["env", "algo", "risk", "seeds", *keys], rows)
+    for group, summaries in sorted(groups.items()):
+        values = [[s[key] for s in summaries if key in s] for key in keys]
+        if by_seed:  # one run (or several of one seed): their own values
+            cells = [cell(v) if len(v) != 1 else cell(v).split(" [")[0] for v in values]
+            rows.append([*group[:3], str(group[3]), *cells])
+        else:
+            rows.append([*group, str(len(summaries)), *map(cell, values)])
+    header = ["env", "algo", "risk", "seed" if by_seed else "seeds", *keys]
+    return markdown_table(header, rows)

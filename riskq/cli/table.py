@@ -5,13 +5,14 @@
     riskq-table seeds results/sweeps/macn20 --keys eval/detour eval/cliff_falls \\
         --effect "eval/detour>=0.8" --effect "eval/cliff_falls<=neutral/3" --out macn20.md
 
-``sweep``: one row per (env, algo, risk), mean and [min, max] over seeds, optionally the best
-evaluation (``--best``) or the mean of the late ones (``--late``). ``baselines``: RiskQ against
-the baselines per env, IQM with 95% CIs and the probability of improvement, with figures and
-the run records (``--runs`` reads them back). ``seeds``: a seed sweep's results page, per-seed
-figures, their IQM and on how many seeds each ``--effect`` holds (``riskq.analysis.effects``
-gives the syntax). Every subcommand lists incomplete runs on stderr and never counts them.
-``baselines`` and ``seeds`` need the [plot] extra (rliable).
+``sweep``: one row per (env, algo, risk), mean and [min, max] over seeds (``--by-seed``: one
+row per run), optionally the best evaluation (``--best``), the mean of the late ones
+(``--late``) or of those in each of ``--windows`` parts of the budget (``--curve``).
+``baselines``: RiskQ against the baselines per env, IQM with 95% CIs and the probability of
+improvement, with figures and the run records (``--runs`` reads them back). ``seeds``: a seed
+sweep's results page, per-seed figures, their IQM and on how many seeds each ``--effect``
+holds (``riskq.analysis.effects`` gives the syntax). Every subcommand lists incomplete runs on
+stderr and never counts them. ``baselines`` and ``seeds`` need the [plot] extra (rliable).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from riskq.analysis.runs import (
     merge_records,
     read_records,
 )
-from riskq.analysis.sweep import load_runs, table
+from riskq.analysis.sweep import curve_columns, load_runs, table
 from riskq.cli.errors import REFUSED, report
 from riskq.errors import UsageError
 from riskq.run.run_dir import incomplete_note
@@ -50,14 +51,22 @@ def warn_incomplete(prog: str, incomplete: list[Incomplete], *, where: str) -> N
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    if args.windows < 1:
+        raise UsageError(f"--windows must be a whole number >= 1, got {args.windows}")
     runs, incomplete = load_runs(
-        args.sweep_dir, best=tuple(args.best), late=tuple(args.late), late_from=args.late_from
+        args.sweep_dir,
+        best=tuple(args.best),
+        late=tuple(args.late),
+        late_from=args.late_from,
+        curve=tuple(args.curve),
+        windows=args.windows,
     )
     warn_incomplete(args.prog, incomplete, where="the table")
     if not runs:
         raise UsageError(f"no complete run under {args.sweep_dir}")
     extra = [*(f"best {key}" for key in args.best), *(f"late {key}" for key in args.late)]
-    print(table(runs, [*args.keys, *extra]))
+    extra += curve_columns(runs, tuple(args.curve))
+    print(table(runs, [*args.keys, *extra], by_seed=args.by_seed))
     return 0
 
 
@@ -124,6 +133,11 @@ def add_sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--best", nargs="+", default=[], help="keys: best evaluation too")
     parser.add_argument("--late", nargs="+", default=[], help="keys: mean of late evaluations")
     parser.add_argument("--late-from", type=int, default=0, help="env step where 'late' starts")
+    parser.add_argument(
+        "--curve", nargs="+", default=[], help="keys: mean evaluation in each window of t_max"
+    )
+    parser.add_argument("--windows", type=int, default=4, help="--curve: windows of t_max")
+    parser.add_argument("--by-seed", action="store_true", help="one row per run, with its seed")
 
 
 def add_baselines(parser: argparse.ArgumentParser) -> None:
