@@ -226,6 +226,12 @@ def test_smoothed_curves_average_each_run_before_the_seeds(sweep, tmp_path, caps
     assert "trailing mean over 2 logged points" in (out / "risk_ladder.svg").read_text()
 
 
+def make_file_in_the_way(root: Path) -> None:
+    """A run, and a file where --out wants a folder."""
+    write_fake_run(root / "r", scalars={"eval/return_mean": ramp(1.0)})
+    (root / "in_the_way").write_text("not a folder\n")
+
+
 def make_run_without_scalars(root: Path) -> None:
     """A run that has just started: config.yaml and an empty tb/."""
     write_fake_run(root / "started", scalars={})
@@ -253,12 +259,23 @@ def make_bad_config(root: Path) -> None:
             ["--smooth", "0"],
             "--smooth must be a whole number >= 1, got 0",
         ),
+        (
+            lambda d: write_fake_run(d / "r", scalars={"eval/return_mean": ramp(1.0)}),
+            ["--n-boot", "0"],
+            "--n-boot must be a whole number >= 1, got 0",
+        ),
+        (
+            make_file_in_the_way,
+            ["--out", "in_the_way", "--metrics", "eval/return_mean"],
+            "in_the_way",
+        ),  # an OSError, one line
     ],
 )
 def test_main_errors_are_one_line(tmp_path, capsys, make, argv_tail, message):
     make(tmp_path)
     paths = [str(tmp_path / argv_tail[0])] if argv_tail[:1] == ["missing"] else [str(tmp_path)]
     options = [a for a in argv_tail if a != "missing"]
+    options = [str(tmp_path / a) if a == "in_the_way" else a for a in options]
     assert plot_cli.main([*paths, *options]) == 2
     *warnings, error = capsys.readouterr().err.splitlines()  # a warning per skipped run
     assert error.startswith("riskq-plot: error: ") and message in error

@@ -270,6 +270,10 @@ def test_cli_bad_mixer_gives_one_line_error():
         ({"trials_per_init": 0}, "trials_per_init must be >= 1"),
         ({"n_agents": 9}, "n_actions\\^n_agents must be <= 4096"),
         ({"device": "nonsense"}, "device: 'nonsense' is not usable"),
+        ({"tol": float("nan")}, "tol must be finite and >= 0, got nan"),  # nan: never a violation
+        ({"tol": -1.0}, "tol must be finite and >= 0, got -1.0"),  # every trial a violation
+        ({"feature_dim": -1}, "feature_dim must be >= 0"),
+        ({"mixers": []}, "mixers and risks must each name at least one entry"),
     ],
 )
 def test_bad_values_name_the_key(changes, expected):

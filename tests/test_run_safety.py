@@ -23,6 +23,7 @@ from envs.matrix import MatrixGame
 from riskq.cli import evaluate as riskq_eval
 from riskq.cli import rigm as riskq_rigm
 from riskq.cli import train as riskq_train
+from riskq.run import trainer
 from riskq.run.finite import non_finite
 from riskq.run.labels import risk_label, risk_level
 from riskq.run.logger import RunLogger
@@ -152,6 +153,22 @@ def test_non_finite_training_stops_and_keeps_the_last_good_checkpoint(tmp_path, 
         for net in ("agent", "mixer"):
             assert all(torch.isfinite(v).all() for v in learner[net].values()), net
         assert torch.load(checkpoint, weights_only=True)["counters"]["t_env"] < summary["t_env"]
+
+
+def test_an_unforeseen_fault_during_training_marks_the_run_failed(tmp_path, train_cli,
+                                                                  monkeypatch):  # fmt: skip
+    """An error no check foresaw (here injected into the training loop) still leaves a run
+    that says ``failed`` with the error, not one that says ``running`` forever."""
+
+    def fault(*args, **kwargs):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(trainer, "train_loop", fault)
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="injected fault"):  # unforeseen: it goes on as it is
+        train_cli(*TINY, f"hydra.run.dir={run_dir}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == "RuntimeError: injected fault"
 
 
 def test_non_finite_names_the_first_bad_quantity():

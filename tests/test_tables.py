@@ -239,6 +239,40 @@ def test_a_bad_runs_file_is_one_line_and_exit_2(tmp_path, capsys, content):
     assert err.count("\n") == 0 and f"--runs {bad}: not a run-records file" in err
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (("metrics.jsonl", "[1, 2]\n"), "metrics.jsonl, line 2: not a record of scalars"),
+        (("metrics.jsonl", '{"step": "abc"}\n'), "metrics.jsonl, line 2: not a record of scalars"),
+        (("config.yaml", ""), "config.yaml lacks env.label (is it a riskq-train config?)"),
+        (("config.yaml", "t_max: abc\n"), "config.yaml: t_max must be a int, got 'abc'"),
+        (("summary.json", "[]"), "summary.json"),
+    ],
+)
+def test_damaged_run_files_that_still_parse_are_one_line_errors(tmp_path, capsys, damage, message):
+    """Files that are valid JSON or YAML but not what riskq-train writes: the table stops
+    with one line naming the file, or (summary.json) leaves the run out as unreadable."""
+    run = write_run(tmp_path, "0", summary={"eval/return_mean": 1.0}, env=LADDER,
+                    metrics=[{"step": 0, "eval/return_mean": 1.0}])  # fmt: skip
+    name, text = damage
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    if name == "metrics.jsonl":
+        (run / name).write_text((run / name).read_text() + text)
+    elif name == "config.yaml":
+        fields = {} if not text else {**config, **yaml.safe_load(text)}
+        (run / name).write_text(yaml.safe_dump(fields) if fields else text)
+    else:
+        (run / name).write_text(text)
+    args = ["sweep", str(tmp_path), "--keys", "eval/return_mean", "--best", "eval/return_mean"]
+    code = riskq_table(args)
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and message in err
+    if name == "summary.json":  # left out, as a run whose summary cannot be read
+        assert code == 2 and "unreadable summary.json" in err
+    else:
+        assert code == 2 and err.count("\n") == 0 and err.startswith("riskq-table sweep: error:")
+
+
 def test_no_sweep_and_no_runs_is_an_error(capsys):
     assert riskq_table(["baselines"]) == 2
     assert "give a sweep dir or --runs FILE" in capsys.readouterr().err

@@ -112,10 +112,10 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
         (["risk=cvar", "risk.param=1.5"], "cvar"),
         (["risk.name=bogus"], "valid choices"),
         (["t_max=0"], "t_max"),
-        (["algo.reward_scale=0"], "algo.reward_scale must be > 0"),
+        (["algo.reward_scale=0"], "algo.reward_scale must be finite and > 0"),
         (["algo.lr_finish=0.01"], "algo.lr_finish must lie in [0, algo.lr]"),
         (["algo.optimiser=sgd"], "algo.optimiser: unknown 'sgd'; valid choices: rmsprop, adam"),
-        (["algo.optimiser=adam", "algo.optim_betas=[0.9,1.0]"], "algo.optim_betas must lie"),
+        (["algo.optimiser=adam", "algo.optim_betas=[0.9,1.0]"], "algo.optim_betas must be two"),
         (["env.args.bogus=1", "env=macf"], "bogus"),
         (["resume=/nonexistent/run"], "checkpoint not found"),
     ],
@@ -127,6 +127,35 @@ def test_bad_input_is_a_one_line_error_and_leaves_no_run_dir(tmp_path, args, mes
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("algo.lr=-0.001", "algo.lr must be finite and > 0, got -0.001"),
+        ("algo.grad_clip=-1", "algo.grad_clip must be finite and > 0"),
+        ("algo.huber_kappa=0", "algo.huber_kappa must be finite and > 0"),
+        ("algo.updates_per_episode=-1", "algo.updates_per_episode must be finite and > 0"),
+        ("algo.batch_size=10000", "algo.batch_size (10000) must be <= algo.buffer_size (5000)"),
+        ("algo.optim_betas=[0.9]", "algo.optim_betas must be two values that lie in [0, 1)"),
+        ("algo.mixer_args.n_heads=0", "algo.mixer_args.n_heads must be >= 1, got 0"),
+        ("algo.agent.hidden_dim=0", "algo.agent.hidden_dim must be >= 1, got 0"),
+        ("eval_interval=0", "eval_interval must be >= 1, got 0"),
+        ("algo.epsilon_start=2", "algo.epsilon_start must lie in [0, 1], got 2.0"),
+        ("algo.mixer=qmx", "algo.mixer: unknown 'qmx'; valid choices: "),
+        pytest.param(
+            "device=cuda:0",
+            "device: 'cuda:0' is not usable here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here"),
+        ),
+    ],
+)
+def test_values_the_schema_cannot_check_are_refused_before_anything_is_built(override, message):
+    """Wrong-sign rates, empty layers, a batch larger than the buffer: each would train
+    quietly into nonsense (a negative clip turns the gradient around) or fail deep inside."""
+    with pytest.raises(ValueError) as refused:
+        build_experiment(compose_config([override]))
+    assert message in str(refused.value) and "\n" not in str(refused.value)
 
 
 def start_long_run(run_dir: Path, checkpoint_interval: int) -> subprocess.Popen:

@@ -258,8 +258,9 @@ def run_plot(
     the published figures of their envs, unless ``with_published`` is false; curves smoothed
     over ``smooth`` logged points) and the final table (never smoothed) go to ``out``
     (default: ``<first path>/plots``)."""
-    if smooth < 1:
-        raise PlotError(f"--smooth must be a whole number >= 1, got {smooth}")
+    for option, value in (("--smooth", smooth), ("--n-boot", n_boot)):
+        if value < 1:
+            raise PlotError(f"{option} must be a whole number >= 1, got {value}")
     missing = [name for name in PLOT_EXTRAS if importlib.util.find_spec(name) is None]
     if missing:
         raise PlotError(f"{missing[0]} is not installed (pip install 'riskq[plot]')")

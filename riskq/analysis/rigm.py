@@ -16,6 +16,7 @@ arXiv:2311.01753.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -237,6 +238,14 @@ def validate(cfg: RigmConfig) -> list[RiskMeasure]:
     for key in ("n_agents", "n_actions", "n_quantiles", "state_dim", "trials", "trials_per_init"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.feature_dim < 0:
+        raise ValueError(
+            f"feature_dim must be >= 0 (0: learned agent embeddings), got {cfg.feature_dim}"
+        )
+    if not (math.isfinite(cfg.tol) and cfg.tol >= 0.0):
+        raise ValueError(f"tol must be finite and >= 0, got {cfg.tol}")
+    if not cfg.mixers or not cfg.risks:
+        raise ValueError("mixers and risks must each name at least one entry")
     if cfg.n_actions**cfg.n_agents > MAX_JOINT_ACTIONS:
         raise ValueError(f"n_actions^n_agents must be <= {MAX_JOINT_ACTIONS}")
     joint = _default_mixers()

@@ -51,13 +51,37 @@ def split_by_status(root: Path) -> tuple[list[Path], list[Incomplete]]:
     return complete, incomplete
 
 
+# config.yaml keys every table reads -> the type they must have
+TABLE_KEYS = {"env.label": str, "algo.name": str, "risk.name": str, "seed": int, "t_max": int}
+
+
+def config_value(config, key: str):
+    """``config['a']['b']`` for ``key='a.b'``; None where a level is missing or not a mapping."""
+    node = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def read_config(run_dir: Path) -> dict:
-    """A run's ``config.yaml``; one that is not YAML is a one-line UsageError."""
+    """A run's ``config.yaml``; one that is not YAML, or lacks a key of TABLE_KEYS or has one
+    of the wrong type, is a one-line UsageError naming the file and the key."""
     path = run_dir / "config.yaml"
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise UsageError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    for key, kind in TABLE_KEYS.items():
+        value = config_value(config, key)
+        if value is None:
+            raise UsageError(f"{path} lacks {key} (is it a riskq-train config?)")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UsageError(f"{path}: {key} must be a {kind.__name__}, got {value!r}")
+    try:
+        risk_of(config)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"{path}: risk: {error}") from None
+    return config
 
 
 def risk_of(config: dict) -> str:
@@ -67,8 +91,20 @@ def risk_of(config: dict) -> str:
 
 
 def json_scores(path: Path, config: dict) -> dict:
-    """The scores a JSON file holds (summary.json, riskq-eval's eval_<risk>.json)."""
-    return json.loads(path.read_text())
+    """The scores a JSON file holds (summary.json, riskq-eval's eval_<risk>.json); a file that
+    is not a JSON object is a one-line UsageError."""
+    return read_json_object(path)
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object in ``path``; anything else is a one-line UsageError naming the file."""
+    try:
+        scores = json.loads(path.read_text())
+    except ValueError:
+        scores = None
+    if not isinstance(scores, dict):
+        raise UsageError(f"{path} is not a JSON object of scores")
+    return scores
 
 
 def late_scores(path: Path, config: dict) -> dict:

@@ -15,12 +15,17 @@ caller to list.
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from riskq.analysis.markdown import markdown_table
-from riskq.analysis.runs import Incomplete, read_config, risk_of, split_by_status
+from riskq.analysis.runs import (
+    Incomplete,
+    read_config,
+    read_json_object,
+    risk_of,
+    split_by_status,
+)
 from riskq.errors import UsageError
 from riskq.run.run_dir import SUMMARY_FILE
 from riskq.run.run_files import METRICS_FILE, read_metrics
@@ -108,7 +113,7 @@ def load_runs(
     complete, incomplete = split_by_status(sweep_dir)
     runs = []
     for run_dir in complete:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        summary = read_json_object(run_dir / SUMMARY_FILE)
         config = read_config(run_dir)
         if best or late or curve:
             rows = evaluation_rows(run_dir)

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
             with_published=args.published,
             smooth=args.smooth,
         )
-    except PlotError as err:
+    except (PlotError, OSError) as err:  # OSError: an --out or run path that cannot be used
         return report(PROG, err, code=2)
     print("\n".join(map(str, result.written)) + "\n\n" + result.markdown, end="")
     return 0

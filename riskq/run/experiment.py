@@ -8,6 +8,7 @@ saved run (``riskq.run.evaluate``) and the trained-model check
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ from riskq.run.runner import RUNNERS, Rollout, Runner
 
 # algo.update -> the learner class: the fast update or the plain one it optimises (same numbers)
 LEARNERS: dict[str, type[ReferenceLearner]] = {"fast": Learner, "reference": ReferenceLearner}
+# MixerConfig's layer sizes and head count (each >= 1; a mixer reads only its own)
+MIXER_SIZES = ("n_heads", "query_hidden", "key_dim", "head_hidden", "bias_hidden", "embed_dim",
+               "hypernet_hidden")  # fmt: skip
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes use their own, fixed random stream
 RETURN_RISKS = (("cvar", 0.1), ("cvar", 0.2), ("var", 0.1), ("var", 0.2))
 
@@ -39,49 +43,106 @@ def make_env(cfg: TrainConfig, *, num_envs: int, seed: int) -> BatchedEnv:
         raise ValueError(f"env '{cfg.env.name}' (env.args): {error}") from error
 
 
-def validate(cfg: TrainConfig) -> None:
-    """Start-up checks of values the schema cannot express."""
-    positive = {
+def whole_numbers_at_least_one(cfg: TrainConfig) -> dict[str, int]:
+    """Config keys -> values that count something and must be >= 1."""
+    algo, mixer = cfg.algo, cfg.algo.mixer_args
+    return {
         "t_max": cfg.t_max,
         "num_envs": cfg.num_envs,
         "threads": cfg.threads,
+        "eval_interval": cfg.eval_interval,
         "eval_episodes": cfg.eval_episodes,
-        "algo.batch_size": cfg.algo.batch_size,
-        "algo.buffer_size": cfg.algo.buffer_size,
-        "algo.agent.n_quantiles": cfg.algo.agent.n_quantiles,
-        "algo.length_buckets": cfg.algo.length_buckets,
+        "log_interval": cfg.log_interval,
+        "checkpoint_interval": cfg.checkpoint_interval,
+        "algo.batch_size": algo.batch_size,
+        "algo.buffer_size": algo.buffer_size,
+        "algo.target_update_interval": algo.target_update_interval,
+        "algo.epsilon_anneal_steps": algo.epsilon_anneal_steps,
+        "algo.length_buckets": algo.length_buckets,
+        "algo.agent.hidden_dim": algo.agent.hidden_dim,
+        "algo.agent.n_quantiles": algo.agent.n_quantiles,
+        **{f"algo.mixer_args.{key}": getattr(mixer, key) for key in MIXER_SIZES},
     }
-    for key, value in positive.items():
+
+
+def positive_reals(cfg: TrainConfig) -> dict[str, float]:
+    """Config keys -> values that must be finite and > 0."""
+    algo = cfg.algo
+    return {
+        "algo.lr": algo.lr,
+        "algo.grad_clip": algo.grad_clip,
+        "algo.huber_kappa": algo.huber_kappa,
+        "algo.updates_per_episode": algo.updates_per_episode,
+        "algo.optim_eps": algo.optim_eps,
+        "algo.reward_scale": algo.reward_scale,
+    }
+
+
+def unit_interval(cfg: TrainConfig) -> dict[str, float]:
+    """Config keys -> values that must lie in [0, 1]."""
+    algo = cfg.algo
+    return {
+        "algo.gamma": algo.gamma,
+        "algo.td_lambda": algo.td_lambda,
+        "algo.epsilon_start": algo.epsilon_start,
+        "algo.epsilon_finish": algo.epsilon_finish,
+        "algo.optim_alpha": algo.optim_alpha,
+    }
+
+
+def validate_numbers(cfg: TrainConfig) -> None:
+    """Counts >= 1, rates finite and > 0, probabilities in [0, 1], and how they relate."""
+    if cfg.seed < 0:
+        raise ValueError(f"seed must be >= 0, got {cfg.seed}")
+    for key, value in whole_numbers_at_least_one(cfg).items():
         if value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
-    if cfg.collection not in RUNNERS:
+    for key, value in positive_reals(cfg).items():
+        if not (math.isfinite(value) and value > 0.0):
+            raise ValueError(f"{key} must be finite and > 0, got {value}")
+    for key, value in unit_interval(cfg).items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{key} must lie in [0, 1], got {value}")
+    algo = cfg.algo
+    if algo.batch_size > algo.buffer_size:
         raise ValueError(
-            f"collection: unknown '{cfg.collection}'; valid choices: {', '.join(RUNNERS)}"
+            f"algo.batch_size ({algo.batch_size}) must be <= algo.buffer_size "
+            f"({algo.buffer_size}): a batch is drawn from the stored episodes"
         )
-    if cfg.algo.mixer not in MIXERS:
-        raise ValueError(
-            f"algo.mixer: unknown mixer '{cfg.algo.mixer}'; valid choices: {', '.join(MIXERS)}"
-        )
-    if cfg.algo.update not in LEARNERS:
-        name, choices = cfg.algo.update, ", ".join(LEARNERS)
-        raise ValueError(f"algo.update: unknown '{name}'; valid choices: {choices}")
-    if cfg.algo.optimiser not in TORCH_OPTIMISERS:  # the keys of riskq.model.optim.OPTIMISERS too
-        name, choices = cfg.algo.optimiser, ", ".join(TORCH_OPTIMISERS)
-        raise ValueError(f"algo.optimiser: unknown '{name}'; valid choices: {choices}")
-    if not all(0.0 <= beta < 1.0 for beta in cfg.algo.optim_betas):
-        raise ValueError(f"algo.optim_betas must lie in [0, 1), got {list(cfg.algo.optim_betas)}")
-    if not 0.0 <= cfg.algo.td_lambda <= 1.0 or not 0.0 <= cfg.algo.gamma <= 1.0:
-        raise ValueError("algo.gamma and algo.td_lambda must lie in [0, 1]")
-    if cfg.algo.lr_finish is not None and not 0.0 <= cfg.algo.lr_finish <= cfg.algo.lr:
-        raise ValueError(f"algo.lr_finish must lie in [0, algo.lr], got {cfg.algo.lr_finish}")
-    if cfg.algo.lr_anneal_steps is not None and cfg.algo.lr_anneal_steps < 1:
-        raise ValueError(f"algo.lr_anneal_steps must be >= 1, got {cfg.algo.lr_anneal_steps}")
-    if not cfg.algo.reward_scale > 0.0:
-        raise ValueError(f"algo.reward_scale must be > 0, got {cfg.algo.reward_scale}")
+    betas = list(algo.optim_betas)
+    if len(betas) != 2 or not all(0.0 <= beta < 1.0 for beta in betas):
+        raise ValueError(f"algo.optim_betas must be two values that lie in [0, 1), got {betas}")
+    if algo.lr_finish is not None and not 0.0 <= algo.lr_finish <= algo.lr:
+        raise ValueError(f"algo.lr_finish must lie in [0, algo.lr], got {algo.lr_finish}")
+    if algo.lr_anneal_steps is not None and algo.lr_anneal_steps < 1:
+        raise ValueError(f"algo.lr_anneal_steps must be >= 1, got {algo.lr_anneal_steps}")
+
+
+def validate_device(device: str) -> None:
+    """The config's device exists here: a name torch knows, with a tensor allocatable on it."""
     try:
-        torch.device(cfg.device)
-    except RuntimeError as error:
-        raise ValueError(f"device: {error}") from error
+        torch.empty(0, device=torch.device(device))
+    except (RuntimeError, AssertionError) as error:  # AssertionError: a CPU-only torch's CUDA
+        available = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(
+            f"device: '{device}' is not usable here ({reason}); available: {', '.join(available)}"
+        ) from None
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Start-up checks of values the schema cannot express."""
+    validate_numbers(cfg)
+    registries = {
+        "collection": (cfg.collection, RUNNERS),
+        "algo.mixer": (cfg.algo.mixer, MIXERS),
+        "algo.update": (cfg.algo.update, LEARNERS),
+        "algo.optimiser": (cfg.algo.optimiser, TORCH_OPTIMISERS),  # riskq.model.optim's keys
+    }
+    for key, (name, registry) in registries.items():
+        if name not in registry:
+            raise ValueError(f"{key}: unknown '{name}'; valid choices: {', '.join(registry)}")
+    validate_device(cfg.device)
 
 
 @dataclass

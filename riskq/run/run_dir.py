@@ -100,6 +100,8 @@ def run_status(run_dir: Path) -> str:
         summary = json.loads(path.read_text())
     except ValueError:
         return f"unreadable {SUMMARY_FILE}"
+    if not isinstance(summary, dict):
+        return f"unreadable {SUMMARY_FILE}"
     return str(summary.get("status", "complete"))
 
 
@@ -110,7 +112,7 @@ def checkpoint_progress(run_dir: Path) -> str:
         summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
     except (OSError, ValueError):
         return ""
-    if "checkpoint_t_env" not in summary:  # written by an earlier release
+    if not isinstance(summary, dict) or "checkpoint_t_env" not in summary:  # earlier release
         return ""
     if summary["checkpoint_t_env"] is None:
         return "no checkpoint"

@@ -101,17 +101,26 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
 
 def read_metrics(path: Path) -> list[dict]:
     """The records of a ``metrics.jsonl``. A run killed while appending leaves a partial last
-    line: it is left out, with a one-line warning on stderr. Any other line that is not JSON is
-    a UsageError naming the file and the line."""
+    line: it is left out, with a one-line warning on stderr. Any other line that is not a JSON
+    object with a numeric ``step`` is a UsageError naming the file and the line."""
     text = path.read_text(errors="replace")
     lines = text.splitlines()
     records = []
     for number, line in enumerate(lines, start=1):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             if number == len(lines) and not text.endswith("\n"):
                 print(f"warning: {path}: partial last line {number} left out", file=sys.stderr)
                 break
             raise UsageError(f"{path}, line {number}: not a JSON record") from None
+        if not is_metrics_record(record):
+            raise UsageError(f"{path}, line {number}: not a record of scalars with a numeric step")
+        records.append(record)
     return records
+
+
+def is_metrics_record(record) -> bool:
+    """A metrics.jsonl record: an object whose ``step`` is a number (not a bool)."""
+    step = record.get("step") if isinstance(record, dict) else None
+    return isinstance(step, int | float) and not isinstance(step, bool)

@@ -269,8 +269,9 @@ def train(
     ``tracker``: the run's W&B run when already started (default: started here when
     ``logger.wandb`` is set; ``riskq.run.tracking``).
     summary.json says ``running`` until the run is ``complete``, or ``failed`` (RunFailed:
-    non-finite values, or a run file that could not be written: RunFileError), or
-    ``interrupted`` (Ctrl-C, SIGTERM: ``riskq.run.stopping``).
+    non-finite values, or a run file that could not be written: RunFileError; or any other
+    error, which then propagates as it is), or ``interrupted`` (Ctrl-C, SIGTERM:
+    ``riskq.run.stopping``).
     """
     initial = initial_greedy_report(exp.eval_runner, seed=cfg.seed + EVAL_SEED_OFFSET)
     if state is None and cfg.resume is not None:
@@ -309,6 +310,9 @@ def train(
         raise progress.failed(error, updates=exp.learner.updates) from None
     except KeyboardInterrupt:
         progress.write("interrupted")
+        raise
+    except Exception as error:  # a fault nothing above foresaw: the run says so, the error goes on
+        progress.failed(RunFailed(f"{type(error).__name__}: {error}"), updates=exp.learner.updates)
         raise
     finally:
         if logger is not None:
