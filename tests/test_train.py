@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,9 +16,10 @@ from budgets import TINY
 
 from envs import ENVS
 from riskq.cli.compose import compose_config
-from riskq.config import AlgoConfig
+from riskq.config import AlgoConfig, TrainConfig
 from riskq.model.mixers import MIXERS
 from riskq.model.risk import make_risk_measure
+from riskq.run import experiment
 from riskq.run.experiment import build_experiment
 from riskq.run.run_dir import incomplete_note, run_status
 from riskq.run.trainer import learning_rate, train
@@ -156,6 +158,22 @@ def test_values_the_schema_cannot_check_are_refused_before_anything_is_built(ove
     with pytest.raises(ValueError) as refused:
         build_experiment(compose_config([override]))
     assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [(key, 0) for key in experiment.COUNTS]
+    + [(key, bad) for key in experiment.POSITIVE_REALS for bad in (0.0, float("inf"))]
+    + [(key, bad) for key in experiment.PROBABILITIES for bad in (-0.1, 1.5)],
+)
+def test_every_checked_key_refuses_a_value_out_of_its_range(key, bad):
+    cfg = TrainConfig()
+    parent, _, name = key.rpartition(".")
+    holder = experiment.config_value(cfg, parent) if parent else cfg
+    experiment.validate_numbers(cfg)  # the defaults pass
+    setattr(holder, name, bad)
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)} must "):
+        experiment.validate_numbers(cfg)
 
 
 def start_long_run(run_dir: Path, checkpoint_interval: int) -> subprocess.Popen:

@@ -8,6 +8,7 @@ saved run (``riskq.run.evaluate``) and the trained-model check
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,9 +28,19 @@ from riskq.run.runner import RUNNERS, Rollout, Runner
 
 # algo.update -> the learner class: the fast update or the plain one it optimises (same numbers)
 LEARNERS: dict[str, type[ReferenceLearner]] = {"fast": Learner, "reference": ReferenceLearner}
-# MixerConfig's layer sizes and head count (each >= 1; a mixer reads only its own)
-MIXER_SIZES = ("n_heads", "query_hidden", "key_dim", "head_hidden", "bias_hidden", "embed_dim",
-               "hypernet_hidden")  # fmt: skip
+# Config keys whose values the schema's types cannot check (validate_numbers).
+COUNTS = (  # each >= 1
+    "t_max", "num_envs", "threads", "eval_interval", "eval_episodes", "log_interval",
+    "checkpoint_interval", "algo.batch_size", "algo.buffer_size", "algo.target_update_interval",
+    "algo.epsilon_anneal_steps", "algo.length_buckets", "algo.agent.hidden_dim",
+    "algo.agent.n_quantiles",
+    *(f"algo.mixer_args.{size}" for size in ("n_heads", "query_hidden", "key_dim", "head_hidden",
+                                             "bias_hidden", "embed_dim", "hypernet_hidden")),
+)  # fmt: skip
+POSITIVE_REALS = ("algo.lr", "algo.grad_clip", "algo.huber_kappa", "algo.updates_per_episode",
+                  "algo.optim_eps", "algo.reward_scale")  # fmt: skip
+PROBABILITIES = ("algo.gamma", "algo.td_lambda", "algo.epsilon_start", "algo.epsilon_finish",
+                 "algo.optim_alpha")  # fmt: skip
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes use their own, fixed random stream
 RETURN_RISKS = (("cvar", 0.1), ("cvar", 0.2), ("var", 0.1), ("var", 0.2))
 
@@ -43,65 +54,23 @@ def make_env(cfg: TrainConfig, *, num_envs: int, seed: int) -> BatchedEnv:
         raise ValueError(f"env '{cfg.env.name}' (env.args): {error}") from error
 
 
-def whole_numbers_at_least_one(cfg: TrainConfig) -> dict[str, int]:
-    """Config keys -> values that count something and must be >= 1."""
-    algo, mixer = cfg.algo, cfg.algo.mixer_args
-    return {
-        "t_max": cfg.t_max,
-        "num_envs": cfg.num_envs,
-        "threads": cfg.threads,
-        "eval_interval": cfg.eval_interval,
-        "eval_episodes": cfg.eval_episodes,
-        "log_interval": cfg.log_interval,
-        "checkpoint_interval": cfg.checkpoint_interval,
-        "algo.batch_size": algo.batch_size,
-        "algo.buffer_size": algo.buffer_size,
-        "algo.target_update_interval": algo.target_update_interval,
-        "algo.epsilon_anneal_steps": algo.epsilon_anneal_steps,
-        "algo.length_buckets": algo.length_buckets,
-        "algo.agent.hidden_dim": algo.agent.hidden_dim,
-        "algo.agent.n_quantiles": algo.agent.n_quantiles,
-        **{f"algo.mixer_args.{key}": getattr(mixer, key) for key in MIXER_SIZES},
-    }
-
-
-def positive_reals(cfg: TrainConfig) -> dict[str, float]:
-    """Config keys -> values that must be finite and > 0."""
-    algo = cfg.algo
-    return {
-        "algo.lr": algo.lr,
-        "algo.grad_clip": algo.grad_clip,
-        "algo.huber_kappa": algo.huber_kappa,
-        "algo.updates_per_episode": algo.updates_per_episode,
-        "algo.optim_eps": algo.optim_eps,
-        "algo.reward_scale": algo.reward_scale,
-    }
-
-
-def unit_interval(cfg: TrainConfig) -> dict[str, float]:
-    """Config keys -> values that must lie in [0, 1]."""
-    algo = cfg.algo
-    return {
-        "algo.gamma": algo.gamma,
-        "algo.td_lambda": algo.td_lambda,
-        "algo.epsilon_start": algo.epsilon_start,
-        "algo.epsilon_finish": algo.epsilon_finish,
-        "algo.optim_alpha": algo.optim_alpha,
-    }
+def config_value(cfg: TrainConfig, key: str):
+    """The value at a dotted config key, e.g. ``algo.agent.hidden_dim``."""
+    return functools.reduce(getattr, key.split("."), cfg)
 
 
 def validate_numbers(cfg: TrainConfig) -> None:
     """Counts >= 1, rates finite and > 0, probabilities in [0, 1], and how they relate."""
     if cfg.seed < 0:
         raise ValueError(f"seed must be >= 0, got {cfg.seed}")
-    for key, value in whole_numbers_at_least_one(cfg).items():
-        if value < 1:
+    for key in COUNTS:
+        if (value := config_value(cfg, key)) < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
-    for key, value in positive_reals(cfg).items():
-        if not (math.isfinite(value) and value > 0.0):
+    for key in POSITIVE_REALS:
+        if not (math.isfinite(value := config_value(cfg, key)) and value > 0.0):
             raise ValueError(f"{key} must be finite and > 0, got {value}")
-    for key, value in unit_interval(cfg).items():
-        if not 0.0 <= value <= 1.0:
+    for key in PROBABILITIES:
+        if not 0.0 <= (value := config_value(cfg, key)) <= 1.0:
             raise ValueError(f"{key} must lie in [0, 1], got {value}")
     algo = cfg.algo
     if algo.batch_size > algo.buffer_size:
