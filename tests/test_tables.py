@@ -415,6 +415,8 @@ def test_sweep_curve_columns_are_window_means_and_by_seed_rows_are_runs(tmp_path
                      "eval/return_mean in 5-10")  # fmt: skip
     assert riskq_table([*args, "--windows", "0"]) == 2
     assert "--windows must be a whole number >= 1, got 0" in capsys.readouterr().err
+    assert riskq_table(["sweep", str(tmp_path), "--windows", "2"]) == 2  # without --curve
+    assert "give --curve KEY too" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -51,15 +51,18 @@ def warn_incomplete(prog: str, incomplete: list[Incomplete], *, where: str) -> N
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    if args.windows < 1:
-        raise UsageError(f"--windows must be a whole number >= 1, got {args.windows}")
+    if args.windows is not None and not args.curve:
+        raise UsageError("--windows splits the --curve keys' evaluations: give --curve KEY too")
+    windows = 4 if args.windows is None else args.windows
+    if windows < 1:
+        raise UsageError(f"--windows must be a whole number >= 1, got {windows}")
     runs, incomplete = load_runs(
         args.sweep_dir,
         best=tuple(args.best),
         late=tuple(args.late),
         late_from=args.late_from,
         curve=tuple(args.curve),
-        windows=args.windows,
+        windows=windows,
     )
     warn_incomplete(args.prog, incomplete, where="the table")
     if not runs:
@@ -136,7 +139,7 @@ def add_sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--curve", nargs="+", default=[], help="keys: mean evaluation in each window of t_max"
     )
-    parser.add_argument("--windows", type=int, default=4, help="--curve: windows of t_max")
+    parser.add_argument("--windows", type=int, help="--curve: windows of t_max (default 4)")
     parser.add_argument("--by-seed", action="store_true", help="one row per run, with its seed")
 
 
