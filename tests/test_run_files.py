@@ -514,14 +514,17 @@ def test_every_config_riskq_and_hydra_ship_is_accepted(option):
 
 def test_only_the_signal_race_report_is_dropped_while_stopping():
     """CPython reports a stop signal caught just before SIG_IGN took over as an unraisable
-    OSError (a traceback on stderr); the stopping hook drops exactly that report."""
+    OSError (a traceback on stderr), and a stop raised inside a gc callback as an unraisable
+    KeyboardInterrupt; the stopping hook drops exactly those reports."""
     seen = []
     hook = quiet_signal_races(seen.append)
     race = SimpleNamespace(exc_value=OSError("Signal 15 ignored due to race condition"))
     other = SimpleNamespace(exc_value=OSError("disk full"))
-    hook(race)
-    hook(other)
-    assert seen == [other]
+    swallowed_stop = SimpleNamespace(exc_value=KeyboardInterrupt("signal 15"))  # in a gc callback
+    someone_elses = SimpleNamespace(exc_value=KeyboardInterrupt())
+    for unraisable in (race, other, swallowed_stop, someone_elses):
+        hook(unraisable)
+    assert seen == [other, someone_elses]
 
 
 def test_repeated_signals_while_stopping_leave_one_line_and_an_interrupted_summary(tmp_path):

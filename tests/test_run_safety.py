@@ -7,9 +7,11 @@ another experiment, two runs in one directory, mislabelled risk levels, tracebac
 from __future__ import annotations
 
 import fcntl
+import gc
 import importlib.util
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from riskq.run.finite import non_finite
 from riskq.run.labels import risk_label, risk_level
 from riskq.run.logger import RunLogger
 from riskq.run.run_dir import config_differences, keyword_defaults
+from riskq.run.stopping import STOP, STOP_SIGNALS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,6 +172,46 @@ def test_an_unforeseen_fault_during_training_marks_the_run_failed(tmp_path, trai
         train_cli(*TINY, f"hydra.run.dir={run_dir}")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"] == "RuntimeError: injected fault"
+
+
+@pytest.fixture
+def signal_handlers():
+    """The process's stop-signal handlers and unraisable hook, restored after the test (a
+    stop handled in-process leaves SIGINT and SIGTERM ignored, as a stopping run wants)."""
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    hook = sys.unraisablehook
+    yield
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    sys.unraisablehook = hook
+
+
+def test_a_stop_signal_swallowed_by_a_gc_callback_still_stops_the_run(
+    tmp_path, train_cli, monkeypatch, signal_handlers
+):
+    """Python may run the stop handler inside a garbage-collector callback (JAX keeps one in
+    gc.callbacks), where its KeyboardInterrupt can only be reported, not raised. The run must
+    still stop, as interrupted, at the end of that iteration, and print no report of it."""
+    real_iteration, calls = trainer.iteration, []
+
+    def stop_inside_gc(phase, info) -> None:
+        gc.callbacks.remove(stop_inside_gc)
+        STOP.handle(signal.SIGTERM, None)  # what Python does when the signal lands here
+
+    def iteration(*args, **kwargs):
+        result = real_iteration(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            gc.callbacks.append(stop_inside_gc)
+            gc.collect()  # the handler's KeyboardInterrupt is swallowed in the callback
+        return result
+
+    monkeypatch.setattr(trainer, "iteration", iteration)
+    run_dir = tmp_path / "run"
+    code, err = train_cli(*TINY, f"hydra.run.dir={run_dir}")
+    assert code == 130 and "Exception ignored" not in err
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    assert len(calls) == 2  # stopped at the end of the iteration it was swallowed in
 
 
 def test_non_finite_names_the_first_bad_quantity():

@@ -10,6 +10,12 @@ would leave the summary at ``running`` and print a second traceback, so the hand
 the first one through. A checkpoint being written when the signal arrives is abandoned whole
 (``riskq.run.checkpoint.atomic_file``): the previous one stays.
 
+Python runs a signal handler at the next bytecode of the main thread, which may belong to a
+garbage-collector callback or a ``__del__`` (JAX registers one in ``gc.callbacks``): there the
+``KeyboardInterrupt`` cannot propagate; Python reports it as "Exception ignored" and goes on.
+The stop is still recorded, so the training loop raises it again at its next iteration
+(``StopRequest.raise_if_requested``), and the report of the swallowed one is dropped.
+
 ``STOP`` is the process's one request; a hook that must act on a stop (e.g. save before a
 requeue) checks ``STOP.requested`` or ``STOP.signum``.
 """
@@ -22,16 +28,21 @@ import threading
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 RACE = "ignored due to race condition"  # CPython's words for a signal caught just before SIG_IGN
+STOP_TEXT = "signal "  # the stop's KeyboardInterrupt reads "signal <number>"
 
 
 def quiet_signal_races(previous_hook):
-    """A ``sys.unraisablehook`` that drops CPython's report of a repeated stop signal that
-    arrived just before SIG_IGN took over (``OSError: Signal 15 ignored due to race
-    condition``, printed as a traceback): ignoring it is what the handler asked for. Every
-    other unraisable exception goes to ``previous_hook``."""
+    """A ``sys.unraisablehook`` that drops two reports of the stop itself: CPython's report of
+    a repeated stop signal that arrived just before SIG_IGN took over (``OSError: Signal 15
+    ignored due to race condition``), whose ignoring is what the handler asked for, and the
+    stop's own ``KeyboardInterrupt`` raised where it could not propagate (a gc callback), which
+    the training loop raises again. Every other unraisable exception goes to ``previous_hook``."""
 
     def hook(unraisable) -> None:
-        if not (isinstance(unraisable.exc_value, OSError) and RACE in str(unraisable.exc_value)):
+        error = unraisable.exc_value
+        race = isinstance(error, OSError) and RACE in str(error)
+        swallowed_stop = isinstance(error, KeyboardInterrupt) and str(error).startswith(STOP_TEXT)
+        if not (race or swallowed_stop):
             previous_hook(unraisable)
 
     return hook
@@ -58,7 +69,13 @@ class StopRequest:
         sys.unraisablehook = quiet_signal_races(sys.unraisablehook)
         for stop_signal in STOP_SIGNALS:
             signal.signal(stop_signal, signal.SIG_IGN)
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise KeyboardInterrupt(f"{STOP_TEXT}{signum}")
+
+    def raise_if_requested(self) -> None:
+        """Raise the stop's KeyboardInterrupt again if a signal came: the handler's own may have
+        been swallowed where it was raised (a gc callback). Called between iterations."""
+        if self.requested:
+            raise KeyboardInterrupt(f"{STOP_TEXT}{self.signum}")
 
     def install(self, signals: tuple[int, ...] = STOP_SIGNALS) -> bool:
         """Forget an earlier stop and handle ``signals`` from now on. Python delivers signals to

@@ -40,6 +40,7 @@ from riskq.run.matrix_report import initial_greedy_report, matrix_summary
 from riskq.run.run_dir import SUMMARY_FILE
 from riskq.run.run_files import TEMPORARY_SUFFIX, RunFileError, atomic_file, remove_quietly, writing
 from riskq.run.runner import Rollout, linear_schedule
+from riskq.run.stopping import STOP
 from riskq.run.tracking import WandbTracker, start_tracking
 
 
@@ -244,6 +245,7 @@ def train_loop(exp: Experiment, cfg: TrainConfig, progress: Progress, logger: Ru
                 iteration(exp, cfg, counters, finish=True)
             progress.checkpoint(exp)
         logger.advance(counters.t_env, {"eval_return": latest.get("eval/return_mean", np.nan)})
+        STOP.raise_if_requested()  # a stop signal whose KeyboardInterrupt a gc callback swallowed
         if PREEMPTION.requested:  # the job's time limit or preemption (riskq.run.cluster)
             if not exp.runner.in_flight:  # a checkpoint here keeps the continuation exact
                 progress.checkpoint(exp)
