@@ -432,6 +432,22 @@ def test_eval_under_another_measure_uses_its_default_level(trained_run, tmp_path
     assert json.loads((run_a / "eval_cvar_0.2.json").read_text())["risk"] == "CVaR(0.2)"
 
 
+def test_eval_refuses_a_file_that_is_no_checkpoint_and_a_folder_as_output(
+    trained_run, tmp_path, eval_cli
+):
+    """A run's config.yaml given for the run, or --output naming a folder: one line each, exit
+    2, and (the folder) before any episode is played, not after."""
+    run = copy_run(trained_run, tmp_path / "A")
+    code, err = eval_cli(str(run / "config.yaml"), "--episodes", "4")
+    line = one_line_error(err, "riskq-eval")
+    assert (
+        code == 2 and f"{run / 'config.yaml'} is not a checkpoint (give its run directory" in line
+    )
+    code, err = eval_cli(str(run), "--episodes", "4", "--output", str(tmp_path))
+    assert code == 2 and one_line_error(err, "riskq-eval").endswith(f"got the folder {tmp_path}")
+    assert not list(run.glob("eval_*.json"))
+
+
 def test_eval_of_several_runs_writes_one_file_per_run(trained_run, tmp_path, eval_cli):
     run_a, run_b = (copy_run(trained_run, tmp_path / name) for name in ("A", "B"))
     code, err = eval_cli(str(run_a), str(run_b), "--episodes", "4")

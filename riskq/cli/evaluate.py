@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         exit_with_error(
             PROG, UsageError(f"--output names one file, but {len(args.runs)} runs were given")
         )
+    if args.output and Path(args.output).is_dir():  # refused before the evaluation, not after
+        exit_with_error(PROG, UsageError(f"--output names a file, got the folder {args.output}"))
     codes = []
     for index, run in enumerate(args.runs, start=1):
         if len(args.runs) > 1:

@@ -102,6 +102,10 @@ def resolve_checkpoint(location: str | Path) -> Path:
             f"checkpoint not found: {path} (give a run directory holding "
             f"{CHECKPOINT_DIR}/{LATEST}, or a .pt file)"
         )
+    if path.suffix != ".pt":
+        raise CheckpointError(
+            f"{path} is not a checkpoint (give its run directory {path.parent}, or a .pt file)"
+        )
     return path
 
 
