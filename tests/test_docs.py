@@ -179,3 +179,19 @@ def test_directives_are_parsed_and_bad_ones_refused(tmp_path):
 )
 def test_tutorial_runs_as_written(page, tmp_path):
     run_tutorial(page, tmp_path)
+
+
+# Pages that cite a test by name (``tests/test_x.py::test_name``) point at one that exists.
+
+CITED_TEST = re.compile(r"`(tests/test_\w+\.py)::(\w+)`")
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_cited_test_exists(page):
+    for path, name in CITED_TEST.findall(page.read_text()):
+        source = ROOT / path
+        assert source.is_file(), f"{page.name} cites {path}, which does not exist"
+        assert re.search(rf"^def {name}\(", source.read_text(), re.M), (
+            f"{page.name} cites {path}::{name}, which {path} does not define"
+        )
