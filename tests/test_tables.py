@@ -417,6 +417,10 @@ def test_sweep_curve_columns_are_window_means_and_by_seed_rows_are_runs(tmp_path
     assert "--windows must be a whole number >= 1, got 0" in capsys.readouterr().err
     assert riskq_table(["sweep", str(tmp_path), "--windows", "2"]) == 2  # without --curve
     assert "give --curve KEY too" in capsys.readouterr().err
+    assert riskq_table(["sweep", str(tmp_path), "--keys", "eval/return_mena"]) == 2  # a typo
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.endswith("--keys eval/return_mena: no run's summary holds it (they hold: "
+                          "eval/return_mean)")  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     warn_incomplete(args.prog, incomplete, where="the table")
     if not runs:
         raise UsageError(f"no complete run under {args.sweep_dir}")
+    held = {key for _, summary in runs for key in summary}
+    missing = [key for key in args.keys if key not in held]
+    if missing:
+        valid = ", ".join(sorted(key for key in held if not key.startswith(("best ", "late "))))
+        raise UsageError(f"--keys {missing[0]}: no run's summary holds it (they hold: {valid})")
     extra = [*(f"best {key}" for key in args.best), *(f"late {key}" for key in args.late)]
     extra += curve_columns(runs, tuple(args.curve))
     print(table(runs, [*args.keys, *extra], by_seed=args.by_seed))
