@@ -171,6 +171,15 @@ def test_bad_runs_are_a_one_line_error(runs, tmp_path, args, message):
     assert SUPPORTED == ("macn", "macf", "smax")
 
 
+@pytest.mark.parametrize("out", ["episode.txt", "."])
+def test_out_must_name_a_gif_file(runs, tmp_path, out):
+    result = command("riskq-render", runs["macn"], "--out", out, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"riskq-render: error: --out names the GIF file to write (NAME.gif), got {out}"
+    )
+
+
 @pytest.mark.slow  # compiles SMAX's step; JaxMARL's visualiser draws ~2 s a frame here
 def test_smax_episode_is_drawn_from_the_states_the_agents_saw(tmp_path):
     pytest.importorskip("jaxmarl", reason="needs the smax extra: pip install -e '.[smax]'")

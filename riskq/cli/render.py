@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.fps < 1:
             raise UsageError(f"--fps must be >= 1, got {args.fps}")
+        if args.out.suffix.lower() != ".gif" or args.out.is_dir():
+            raise UsageError(f"--out names the GIF file to write (NAME.gif), got {args.out}")
         from riskq.analysis.render import render
 
         frames = render(args.runs, args.out, seed=args.seed, fps=args.fps)
