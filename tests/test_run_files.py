@@ -289,12 +289,31 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def fill(disk: Path, *, leave: int) -> Path:
-    """Take all but ``leave`` bytes of the free space of ``disk`` with one file."""
+def free_bytes(disk: Path) -> int:
     stats = os.statvfs(disk)
+    return stats.f_bavail * stats.f_frsize
+
+
+def fill(disk: Path, *, leave: int) -> Path:
+    """Take all but about ``leave`` bytes of the free space of ``disk`` with one file. A run
+    that writes to the disk meanwhile may take space between two looks: the file grows in
+    chunks until the disk has ``leave`` bytes or fewer free, then gives back what it took
+    beyond that, so the disk ends with ``leave`` bytes free (to a page) either way."""
     filler = disk / "filler"
-    with filler.open("wb") as handle:
-        handle.write(bytes(max(0, stats.f_bavail * stats.f_frsize - leave)))
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        while (free := free_bytes(disk)) > leave:
+            try:
+                os.write(descriptor, bytes(min(free - leave, 1 << 20)))
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+                break  # the run took the rest
+        short = leave - free_bytes(disk)
+        if short > 0:
+            os.ftruncate(descriptor, max(0, os.fstat(descriptor).st_size - short))
+    finally:
+        os.close(descriptor)
     return filler
 
 
