@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from riskq.analysis.runs import config_value
 from riskq.run.labels import risk_label, risk_level
 from riskq.run.run_dir import run_status
 
@@ -44,12 +45,10 @@ class Run:
 
 def _config_value(config: dict, key: str, *, path: Path):
     """``config['a']['b']`` for ``key='a.b'``; a missing key is a one-line PlotError."""
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise PlotError(f"{path} lacks {key} (is it a riskq-train config?)")
-        node = node[part]
-    return node
+    value = config_value(config, key)
+    if value is None:
+        raise PlotError(f"{path} lacks {key} (is it a riskq-train config?)")
+    return value
 
 
 def read_run(config_path: Path) -> Run:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from riskq.config import MixerConfig, RiskConfig
+from riskq.model.device import usable_device
 from riskq.model.mixers import MIXERS, Mixer, RiskFn, make_mixer
 from riskq.model.risk import RiskMeasure, make_risk_measure
 
@@ -258,10 +259,7 @@ def validate(cfg: RigmConfig) -> list[RiskMeasure]:
             risks.append(make_risk_measure(risk.name, risk.level()))
         except ValueError as error:
             raise ValueError(f"risks[{index}]: {error}") from None
-    try:
-        torch.empty(0, device=cfg.device)
-    except (RuntimeError, AssertionError) as error:
-        raise ValueError(f"device: {cfg.device!r} is not usable ({error})") from None
+    usable_device(cfg.device)
     return risks
 
 

@@ -83,10 +83,10 @@ def window_evaluations(
                 for row in rows
                 if key in row and row["step"] >= low and (last or row["step"] < high)
             ]
-            name = f"{key} {steps_text(low)}-{steps_text(high)}"
+            span = f"{steps_text(low)}-{steps_text(high)}"
             if not values:
-                raise UsageError(f"--curve {key}: no evaluation of {key} in {name.split()[-1]}")
-            means[name] = sum(values) / len(values)
+                raise UsageError(f"--curve {key}: no evaluation of {key} in {span}")
+            means[f"{key} {span}"] = sum(values) / len(values)
     return means
 
 
@@ -118,10 +118,15 @@ def load_runs(
         if best or late or curve:
             rows = evaluation_rows(run_dir)
             summary |= best_evaluations(rows, best) | late_evaluations(rows, late, start=late_from)
-            t_max = int(config["t_max"])
-            summary |= window_evaluations(rows, curve, t_max=t_max, windows=windows)
+            summary |= window_evaluations(rows, curve, t_max=config["t_max"], windows=windows)
         runs.append((config, summary))
     return runs, incomplete
+
+
+def value_text(value) -> str:
+    """One run's value: a number to 3 significant digits, anything else as it is."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return f"{value:.3g}" if is_number else str(value)
 
 
 def cell(values: list) -> str:
@@ -148,7 +153,7 @@ def table(runs: list[tuple[dict, dict]], keys: list[str], *, by_seed: bool = Fal
     for group, summaries in sorted(groups.items()):
         values = [[s[key] for s in summaries if key in s] for key in keys]
         if by_seed:  # one run (or several of one seed): their own values
-            cells = [cell(v) if len(v) != 1 else cell(v).split(" [")[0] for v in values]
+            cells = [value_text(v[0]) if len(v) == 1 else cell(v) for v in values]
             rows.append([*group[:3], str(group[3]), *cells])
         else:
             rows.append([*group, str(len(summaries)), *map(cell, values)])

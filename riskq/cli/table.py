@@ -70,7 +70,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     held = {key for _, summary in runs for key in summary}
     missing = [key for key in args.keys if key not in held]
     if missing:
-        valid = ", ".join(sorted(key for key in held if not key.startswith(("best ", "late "))))
+        valid = ", ".join(sorted(key for key in held if " " not in key))  # not best/late/curve
         raise UsageError(f"--keys {missing[0]}: no run's summary holds it (they hold: {valid})")
     extra = [*(f"best {key}" for key in args.best), *(f"late {key}" for key in args.late)]
     extra += curve_columns(runs, tuple(args.curve))

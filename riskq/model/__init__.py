@@ -7,7 +7,8 @@ build on it (``tests/test_structure.py``).
 - ``risk``: risk measures psi; ``quantiles``: the tau grid and the quantile Huber loss;
   ``targets``: TD(lambda) and risk-greedy action selection.
 - ``networks``: the recurrent quantile agent; ``mixers``: the mixer registry.
-- ``buffer``: ``EpisodeBatch``, the one declaration of the episode fields.
+- ``buffer``: ``EpisodeBatch``, the one declaration of the episode fields; ``device``: the
+  configured device, checked once.
 - ``reference``: the update written plainly, top to bottom (``algo.update=reference``).
 - ``learner``: the fast update (``algo.update=fast``), an optimisation of ``reference`` that
   the equivalence tests check against it.

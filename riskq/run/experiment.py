@@ -19,6 +19,7 @@ import torch
 from envs import BatchedEnv, env_class
 from riskq.config import TrainConfig
 from riskq.model.buffer import ReplayBuffer
+from riskq.model.device import usable_device
 from riskq.model.learner import Learner
 from riskq.model.mixers import MIXERS, make_mixer
 from riskq.model.networks import RecurrentQuantileAgent, agent_input_dim
@@ -87,18 +88,6 @@ def validate_numbers(cfg: TrainConfig) -> None:
         raise ValueError(f"algo.lr_anneal_steps must be >= 1, got {algo.lr_anneal_steps}")
 
 
-def validate_device(device: str) -> None:
-    """The config's device exists here: a name torch knows, with a tensor allocatable on it."""
-    try:
-        torch.empty(0, device=torch.device(device))
-    except (RuntimeError, AssertionError) as error:  # AssertionError: a CPU-only torch's CUDA
-        available = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(
-            f"device: '{device}' is not usable here ({reason}); available: {', '.join(available)}"
-        ) from None
-
-
 def validate(cfg: TrainConfig) -> None:
     """Start-up checks of values the schema cannot express."""
     validate_numbers(cfg)
@@ -111,7 +100,7 @@ def validate(cfg: TrainConfig) -> None:
     for key, (name, registry) in registries.items():
         if name not in registry:
             raise ValueError(f"{key}: unknown '{name}'; valid choices: {', '.join(registry)}")
-    validate_device(cfg.device)
+    usable_device(cfg.device)
 
 
 @dataclass
