@@ -255,19 +255,21 @@ class SmaxEnv(BatchedEnv):
 
     def units(self) -> dict[str, np.ndarray]:
         """Every unit's true state in every copy, allies first then enemies (U units):
-        ``position`` [E, U, 2] in map units, ``health`` [E, U] and ``alive`` [E, U] bool.
+        ``position`` [E, U, 2] in map units, ``health`` [E, U], ``cooldown`` [E, U] (seconds
+        until the weapon may fire again; at most 0 = ready) and ``alive`` [E, U] bool.
         For scripted policies and diagnostics; the learner never reads it."""
         if self._carry is None:
             raise RuntimeError(f"env '{NAME}': call reset() before units()")
         import jax
 
         units = self._carry[0].state  # SMAX's State, batched over copies
-        position, health, alive = jax.device_get(
-            (units.unit_positions, units.unit_health, units.unit_alive)
+        position, health, cooldown, alive = jax.device_get(
+            (units.unit_positions, units.unit_health, units.unit_weapon_cooldowns, units.unit_alive)
         )
         return {
             "position": np.asarray(position),
             "health": np.asarray(health),
+            "cooldown": np.asarray(cooldown),
             "alive": np.asarray(alive, bool),
         }
 

@@ -2,6 +2,7 @@
 
     python scripts/smax_scripted.py --map 3m --battles 320
     python scripts/smax_scripted.py --map 3m --battles 320 --team focus
+    python scripts/smax_scripted.py --map 3s_vs_5z --battles 320 --team kite
 
 ``--team heuristic`` (the default): the allies play JaxMARL's own enemy heuristic (each unit
 attacks the closest enemy in range, else walks towards the enemy), so on a symmetric map such as
@@ -9,7 +10,9 @@ attacks the closest enemy in range, else walks towards the enemy), so on a symme
 textbook SMAC tactic, scripted from the units' true state (``SmaxEnv.units``): the team picks
 the living enemy with the least health (ties: the one nearest the allies' centre); an ally
 that can attack it does, one that can attack another enemy attacks the weakest of those, and
-any other walks towards the team's pick (the move best aligned with its offset). The battles
+any other walks towards the team's pick (the move best aligned with its offset). ``--team
+kite``: hit and run, the way ranged units beat faster-firing melee ones (3s_vs_5z): focus fire
+while the weapon is ready, step away from nearby enemies while it cools down. The battles
 run through riskq's SMAX adapter (``envs.smax.SmaxEnv``:
 the same episode limit, ends and metrics as training's evaluation), all copies in lock-step.
 Where SMAX's action mask refuses the heuristic's pick, the ally takes its first available
@@ -61,7 +64,14 @@ def heuristic_team(env, *, shoot: bool):
 # SMAX's discrete actions: moves +y, +x, -y, -x, then stop, then attack enemy j at 5 + j
 MOVES = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]])  # [4, 2]
 FIRST_ATTACK = 5
-TEAMS = ("heuristic", "focus")
+STOP = 4
+# map units within which an enemy is dodged: a zealot's range (2), plus one env step of its
+# movement (1.6), plus the two units' radii
+DANGER = 5.0
+# map units a move must keep between a kiting unit and every wall: a stalker's step (4.13 per
+# second for half a second) with a margin
+WALL_CLEARANCE = 3.0
+TEAMS = ("heuristic", "focus", "kite")
 
 
 def focus_fire(units: dict[str, np.ndarray], avail: np.ndarray) -> np.ndarray:
@@ -86,6 +96,35 @@ def focus_fire(units: dict[str, np.ndarray], avail: np.ndarray) -> np.ndarray:
     )
 
 
+def kite(
+    units: dict[str, np.ndarray], avail: np.ndarray, *, size: np.ndarray, danger: float
+) -> np.ndarray:
+    """Kiting picks [E, N], hit and run: an ally whose weapon is ready plays the focus-fire pick;
+    one whose weapon is cooling down steps away from the living enemies within ``danger`` map
+    units (each pushes with weight 1 / distance), pulled back towards the map's centre as it
+    nears a wall, by a move that keeps it ``WALL_CLEARANCE`` off every wall (SMAX kills a unit
+    that touches one); it holds still when no enemy is that close.
+    ``size`` [2]: the map's width and height."""
+    n = avail.shape[1]
+    position, alive = units["position"], units["alive"]  # [E, U, 2], [E, U]
+    offset = position[:, :n, None] - position[:, None, n:]  # [E, N, M, 2]: enemy -> ally
+    distance = np.linalg.norm(offset, axis=-1) + 1e-6  # [E, N, M]
+    near = alive[:, None, n:] & (distance < danger)  # [E, N, M]
+    push = (np.where(near, 1.0 / distance**2, 0.0)[..., None] * offset).sum(2)  # [E, N, 2]
+    push /= np.linalg.norm(push, axis=-1, keepdims=True) + 1e-6
+    to_centre = size / 2 - position[:, :n]  # [E, N, 2]
+    edge = np.minimum(position[:, :n], size - position[:, :n]).min(-1, keepdims=True)  # [E, N, 1]
+    pull = np.clip(1.0 - edge / (0.25 * size.min()), 0.0, 1.0)  # 0 in the middle, 1 at a wall
+    inward = to_centre / (np.linalg.norm(to_centre, axis=-1, keepdims=True) + 1e-6)
+    escape = push + 2.0 * pull * inward  # [E, N, 2]
+    score = (escape[..., None, :] * MOVES).sum(-1)  # [E, N, 4]
+    landing = position[:, :n, None] + WALL_CLEARANCE * MOVES  # [E, N, 4, 2]
+    safe = ((landing > 0) & (landing < size)).all(-1)  # [E, N, 4]: stays off the walls
+    move = np.where(safe.any(-1, keepdims=True) & ~safe, -np.inf, score).argmax(-1)  # [E, N]
+    ready = units["cooldown"][:, :n] <= 0.0  # [E, N]
+    return np.where(ready, focus_fire(units, avail), np.where(near.any(-1), move, STOP))
+
+
 def scripted_battles(
     map_name: str, *, battles: int, seed: int, shoot: bool = True, team: str = "heuristic"
 ) -> dict:
@@ -97,13 +136,18 @@ def scripted_battles(
     if team not in TEAMS:
         raise ValueError(f"team: unknown '{team}'; valid choices: {', '.join(TEAMS)}")
     env = make_batched_env("smax", num_envs=battles, seed=seed, map_name=map_name)
-    if team == "heuristic":  # focus fire needs no JAX policy (and ignores ``shoot``)
+    if team == "heuristic":  # focus fire and kiting need no JAX policy (and ignore ``shoot``)
         act, state = heuristic_team(env, shoot=shoot)
+    scenario = env.scenario
+    size = np.array([scenario.map_width, scenario.map_height], float)
+    danger = DANGER
     key = jax.random.PRNGKey(seed)
     obs, running, replaced = env.reset(), np.ones(battles, bool), 0
     while running.any():
         if team == "focus":
             picks = focus_fire(env.units(), obs.avail_actions)  # [E, N]
+        elif team == "kite":
+            picks = kite(env.units(), obs.avail_actions, size=size, danger=danger)
         else:
             key, step_key = jax.random.split(key)
             picks, state = act(step_key, state, obs.obs)

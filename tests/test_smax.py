@@ -503,3 +503,41 @@ def test_focus_fire_attacks_the_weakest_enemy_and_walks_towards_it():
     alive[0, 4], avail[0, 0, FIRST_ATTACK + 1] = False, False  # enemy 1 dies
     health[0, 5], alive[0, 5] = 45, True  # enemies 0 and 2 tie: 0 is nearer the allies' centre
     assert focus_fire(units, avail).tolist() == [[FIRST_ATTACK + 0, FIRST_ATTACK + 0, 3]]
+
+
+def test_kiting_steps_away_while_the_weapon_cools_and_keeps_off_the_walls():
+    """scripts/smax_scripted.py --team kite on a hand-made state (no JAX): a ready ally plays
+    the focus-fire pick; a cooling one with an enemy close on its -x side steps +x, one pinned
+    against the east wall by an enemy moves but never into the wall, and one with no enemy within
+    the danger distance holds still."""
+    from scripts.smax_scripted import DANGER, FIRST_ATTACK, STOP, focus_fire, kite
+
+    size = np.array([32.0, 32.0])
+    allies = [[16, 16], [10, 10], [31, 12], [16, 28]]  # ready, cooling x3
+    enemies = [[8, 10], [16, 13], [28.5, 12], [2, 28]]  # enemy 2 presses ally 2 onto the east wall
+    position = np.array([allies + enemies], float)  # [1, 8, 2]
+    units = {
+        "position": position,
+        "health": np.full((1, 8), 100.0),
+        "alive": np.ones((1, 8), bool),
+        "cooldown": np.array([[0.0, 1.0, 1.0, 1.0, 0, 0, 0, 0]]),
+    }
+    avail = np.zeros((1, 4, FIRST_ATTACK + 4), bool)  # [E, N, A]
+    avail[0, :, :FIRST_ATTACK] = True
+    avail[0, 0, FIRST_ATTACK + 1] = True  # enemy 1 (3 units south) is in ally 0's range
+    assert np.linalg.norm(position[0, 3] - position[0, 4:], axis=-1).min() > DANGER
+    picks = kite(units, avail, size=size, danger=DANGER)[0]
+    assert picks[0] == focus_fire(units, avail)[0, 0] == FIRST_ATTACK + 1
+    assert picks[1] == 1  # +x, away from enemy 0 at (8, 10)
+    assert picks[2] in (0, 2, 3)  # a move, but not +x into the wall at x = 32
+    assert picks[3] == STOP
+
+
+def test_kiting_stalkers_win_3s_vs_5z_where_standing_fire_loses(jaxmarl):
+    """3 stalkers against 5 zealots: the stalkers outrange and outrun the zealots, so hit and
+    run (--team kite) wins most battles with few losses; a known answer for the map that
+    the learned policies are measured against (docs/results/smax.md)."""
+    from scripts import smax_scripted
+
+    kiting = smax_scripted.scripted_battles("3s_vs_5z", battles=16, seed=0, team="kite")
+    assert kiting["win_rate"] >= 0.5 and kiting["allies_dead"] < 1.0
