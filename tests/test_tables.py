@@ -104,6 +104,9 @@ def test_table_of_a_fake_sweep(fake_sweep, tmp_path, capsys):
     assert dmix["P(RiskQ > algo): CVaR(0.2)"] == "1 [1, 1]"
     assert vdn["P(RiskQ > algo): return"].startswith("0.5 [")  # the same returns
     assert vdn["P(RiskQ > algo): CVaR(0.2)"] == "1 [1, 1]"
+    # falls: RiskQ 0.1 per episode on every seed, DMIX 0.5, VDN 0.4-0.7: fewer in every pair
+    assert dmix["P(RiskQ fewer): falls"] == vdn["P(RiskQ fewer): falls"] == "1 [1, 1]"
+    assert riskq["P(RiskQ fewer): falls"] == "-"
     assert (out / "baselines_macn_iqm.png").stat().st_size > 10_000
     assert (out / "baselines_macn_iqm.svg").is_file()
 
@@ -126,8 +129,9 @@ def test_smax_table_scores_win_rate_and_allies_lost_in_a_block_per_risk(tmp_path
     assert header[4:7] == ["win rate: IQM [95% CI]", "return: IQM [95% CI]",
                            "CVaR(0.2): IQM [95% CI]"]  # fmt: skip
     assert header[7] == "allies lost: IQM [95% CI]"
-    assert header[8:] == [f"P(RiskQ > algo): {name}" for name in ("win rate", "return",
-                                                                   "CVaR(0.2)")]  # fmt: skip
+    assert header[8:] == [*(f"P(RiskQ > algo): {name}" for name in ("win rate", "return",
+                                                                     "CVaR(0.2)")),
+                          "P(RiskQ fewer): allies lost"]  # fmt: skip
     rows = [dict(zip(header, (cell.strip() for cell in line), strict=True)) for line in lines[2:]]
     blocks = [(row["block"], row["algo"], row["risk"]) for row in rows]
     assert blocks == [("wang(0.75)", "riskq", "wang(0.75)"), ("wang(0.75)", "qmix", "neutral"),
@@ -138,6 +142,9 @@ def test_smax_table_scores_win_rate_and_allies_lost_in_a_block_per_risk(tmp_path
     # RiskQ-Wang wins more on 2 of 4 seeds and ties on 2: P = (2 + 0.5 * 2) / 4
     assert qmix_wang["P(RiskQ > algo): win rate"].startswith("0.75 [")
     assert qmix_neutral["P(RiskQ > algo): win rate"] == "0.5 [0.5, 0.5]"  # the same rates
+    # allies lost 1, 1, 2, 2 against QMIX's 2 on every seed: fewer on 2 of 4, ties on 2
+    assert qmix_wang["P(RiskQ fewer): allies lost"].startswith("0.75 [")
+    assert qmix_neutral["P(RiskQ fewer): allies lost"] == "0.5 [0.5, 0.5]"
     assert (out / "baselines_smax_3m_iqm.png").is_file()
     # Wang against risk-neutral RiskQ: more wins and fewer allies lost on 2 seeds of 4, ties on 2
     lines = (out / "baselines_smax_3m_risk.md").read_text().strip().splitlines()

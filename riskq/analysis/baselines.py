@@ -9,7 +9,7 @@ late evaluations): mean return, CVaR(0.2) of the evaluation returns, and the env
 per episode (``RISK_EVENTS``); on SMAX maps also the win rate, and the risk event is allies
 lost. Cells show the interquartile mean over runs with a 95% stratified bootstrap CI; the last
 columns give the probability that a RiskQ run of the block beats a run of the row on each
-higher-is-better score (``riskq.analysis.aggregate``).
+higher-is-better score, and that it has fewer risk events (``riskq.analysis.aggregate``).
 
 Beside it, per env where RiskQ also ran risk-neutral, the risk measures' own effect: for each
 measure, the probability that a RiskQ run under it beats a risk-neutral RiskQ run on each
@@ -80,6 +80,20 @@ def score_keys(env: str) -> dict[str, str]:
     return {**higher_is_better(env), **risk_events(env)}
 
 
+def score_signs(env: str) -> dict[str, float]:
+    """Summary key -> the sign that makes it higher-is-better: 1 for a score, -1 for a risk
+    event (a probability of improvement on negated counts is the probability of fewer)."""
+    return {**dict.fromkeys(higher_is_better(env), 1.0), **dict.fromkeys(risk_events(env), -1.0)}
+
+
+def p_headers(env: str, *, better: str, fewer: str) -> list[str]:
+    """The probability columns' names: ``better`` + score name per score, then ``fewer`` + event
+    name per risk event."""
+    return [f"{better}: {name}" for name in higher_is_better(env).values()] + [
+        f"{fewer}: {name}" for name in risk_events(env).values()
+    ]
+
+
 def block_rows(groups: dict[Group, list], *, env: str, risk: str) -> list[tuple[str, str]]:
     """(algo, risk) rows of one block: algorithms run under ``risk``, then risk-neutral ones."""
     rows = [(algo, risk) for e, algo, r in groups if e == env and r == risk]
@@ -103,21 +117,21 @@ def scores_of(summaries: list[dict], key: str) -> np.ndarray:
 
 
 def block_table(groups: dict[Group, list], *, env: str, risk: str, reps: int) -> list[dict]:
-    """Rows of one block: per score an IQM Interval, per higher-is-better score the
-    probability of improvement of RiskQ (under ``risk``) over the row."""
-    keys, rows = score_keys(env), block_rows(groups, env=env, risk=risk)
+    """Rows of one block: per score an IQM Interval, and the probability of improvement of RiskQ
+    (under ``risk``) over the row: higher on each higher-is-better score, fewer risk events."""
+    signs, rows = score_signs(env), block_rows(groups, env=env, risk=risk)
     reference = groups.get((env, REFERENCE, risk))
     table = []
     for algo, row_risk in rows:
         summaries = groups[(env, algo, row_risk)]
         row = {"algo": algo, "risk": row_risk, "seeds": len(summaries), "iqm": {}, "p": {}}
-        for key in keys:
+        for key, sign in signs.items():
             scores = scores_of(summaries, key)
             row["iqm"][key] = (
                 interval_estimates({key: scores}, reps=reps)[key] if len(scores) else None
             )
-            if key in higher_is_better(env) and reference and algo != REFERENCE and len(scores):
-                pair = (scores_of(reference, key), scores)
+            if reference and algo != REFERENCE and len(scores):
+                pair = (sign * scores_of(reference, key), sign * scores)
                 row["p"][key] = improvement_estimates({key: pair}, reps=reps)[key]
         table.append(row)
     return table
@@ -131,8 +145,7 @@ def risk_comparison(groups: dict[Group, list], *, env: str, reps: int) -> list[d
     neutral = groups.get((env, REFERENCE, NEUTRAL))
     if not neutral:
         return []
-    signs = {**dict.fromkeys(higher_is_better(env), 1.0), **dict.fromkeys(risk_events(env), -1.0)}
-    rows = []
+    signs, rows = score_signs(env), []
     for risk in block_risks(groups, env=env)[:-1]:  # risk-neutral is last
         averse = groups[(env, REFERENCE, risk)]
         row = {"risk": risk, "seeds": (len(averse), len(neutral)), "p": {}}
@@ -146,13 +159,11 @@ def risk_comparison(groups: dict[Group, list], *, env: str, reps: int) -> list[d
 
 def risk_markdown(rows: list[dict], *, env: str) -> str:
     """``risk_comparison``'s rows as one Markdown table."""
-    better, events = higher_is_better(env), risk_events(env)
     header = ["risk", "seeds (risk, neutral)"]
-    header += [f"P(risk > neutral): {name}" for name in better.values()]
-    header += [f"P(fewer than neutral): {name}" for name in events.values()]
+    header += p_headers(env, better="P(risk > neutral)", fewer="P(fewer than neutral)")
     cells = [
         [row["risk"], "{}, {}".format(*row["seeds"])]
-        + [interval_text(row["p"][key], 2) if key in row["p"] else "-" for key in better | events]
+        + [interval_text(row["p"][key], 2) if key in row["p"] else "-" for key in score_signs(env)]
         for row in rows
     ]
     return markdown_table(header, cells) + "\n"
@@ -160,7 +171,7 @@ def risk_markdown(rows: list[dict], *, env: str) -> str:
 
 def markdown(tables: dict[str, list[dict]], *, env: str) -> str:
     """The blocks of one env as one Markdown table."""
-    keys, better = score_keys(env), higher_is_better(env)
+    keys = score_keys(env)
     header = [
         "block",
         "algo",
@@ -168,13 +179,13 @@ def markdown(tables: dict[str, list[dict]], *, env: str) -> str:
         "seeds",
         *(f"{name}: IQM [95% CI]" for name in keys.values()),
     ]
-    header += [f"P(RiskQ > algo): {name}" for name in better.values()]
+    header += p_headers(env, better="P(RiskQ > algo)", fewer="P(RiskQ fewer)")
     rows = []
     for block, block_rows_ in tables.items():
         for row in block_rows_:
             cells = [block, row["algo"], row["risk"], str(row["seeds"])]
             cells += [interval_text(row["iqm"][key]) for key in keys]
-            cells += [interval_text(row["p"][key], 2) if key in row["p"] else "-" for key in better]
+            cells += [interval_text(row["p"][key], 2) if key in row["p"] else "-" for key in keys]
             rows.append(cells)
     return markdown_table(header, rows) + "\n"
 
