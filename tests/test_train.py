@@ -120,6 +120,7 @@ def test_cli_writes_a_complete_run_directory(tmp_path):
         (["algo.optimiser=adam", "algo.optim_betas=[0.9,1.0]"], "algo.optim_betas must be two"),
         (["env.args.bogus=1", "env=macf"], "bogus"),
         (["resume=/nonexistent/run"], "checkpoint not found"),
+        (["rule=smax"], "rule: only the SMAX envs (env=smax_*) take a learning rule"),
     ],
 )
 def test_bad_input_is_a_one_line_error_and_leaves_no_run_dir(tmp_path, args, message):

@@ -12,10 +12,12 @@ traceback of every error.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from typing import NoReturn
 
 import yaml
@@ -32,6 +34,10 @@ FAILED = 1  # exit code of a run that started and failed
 INTERRUPTED = 130  # exit code after Ctrl-C or SIGTERM (the shell's 128 + SIGINT)
 # Errors raised by launcher plugins (e.g. submitit's "Could not detect srun") are bad input too.
 LAUNCHER_MODULES = ("submitit", "hydra_plugins")
+# config groups that only some env files put in their defaults list: group -> which envs and
+# what the group picks (Hydra's own message for them elsewhere suggests appending it with +)
+ENV_GROUPS = {"rule": ("the SMAX envs (env=smax_*)", "a learning rule")}
+NOT_IN_DEFAULTS = re.compile(r"Could not override '([\w/]+)'\. No match in the defaults list")
 
 
 def one_line(text: str) -> str:
@@ -47,6 +53,9 @@ def describe(error: BaseException) -> str:
         context = f" {error.context}" if error.context else ""
         return one_line(f"YAML syntax error in {where}: {error.problem}{context}")
     message = str(error) or type(error).__name__
+    env_group = NOT_IN_DEFAULTS.match(message)
+    if env_group and env_group.group(1) in ENV_GROUPS:
+        return env_group_message(env_group.group(1))
     if isinstance(error, MissingConfigException) and error.options:  # unknown group option
         first_line = message.splitlines()[0]
         return one_line(f"{first_line}; valid choices: {', '.join(error.options)}")
@@ -56,6 +65,18 @@ def describe(error: BaseException) -> str:
     if _raised_by_launcher(error) and not isinstance(error, RunFailed):  # not a sweep's runs
         message = f"hydra/launcher: {message}"
     return one_line(message)
+
+
+def env_group_message(group: str) -> str:
+    """The error for ``group=<choice>`` given with an env whose file does not take that group:
+    which envs do, and the group's choices (its files in the shipped configs)."""
+    envs, what = ENV_GROUPS[group]
+    choices = sorted(
+        f.name.removesuffix(".yaml")
+        for f in files("riskq.configs").joinpath(group).iterdir()
+        if f.name.endswith(".yaml")
+    )
+    return f"{group}: only {envs} take {what}; valid choices there: {', '.join(choices)}"
 
 
 def report(prog: str, error: BaseException | str, *, code: int | None = None) -> int:
