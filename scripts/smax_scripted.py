@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs import make_batched_env
 
 
-def heuristic_team(env, *, shoot: bool):
-    """(act, initial policy state) of JaxMARL's heuristic for the allies of ``env``:
-    act(key, policy state [E, N, ...], obs [E, N, O]) -> (actions [E, N], policy state)."""
+def heuristic_team(env, *, shoot: bool, seed: int):
+    """JaxMARL's heuristic for the allies of ``env``, as picks(obs) -> actions [E, N] (the
+    policy state and key live in the closure)."""
     import jax
     import jax.numpy as jnp
     from jaxmarl.environments.smax.heuristic_enemy import (
@@ -48,17 +48,36 @@ def heuristic_team(env, *, shoot: bool):
 
     policy = jax.vmap(jax.vmap(create_heuristic_policy(env.scenario, 0, shoot=shoot)))  # E, N
     shape = (env.num_envs, env.info.n_agents)
-    initial = jax.tree.map(
-        lambda x: jnp.broadcast_to(jnp.asarray(x), shape + jnp.shape(x)),
-        get_heuristic_policy_initial_state(),
-    )
+    carry = {
+        "key": jax.random.PRNGKey(seed),
+        "state": jax.tree.map(
+            lambda x: jnp.broadcast_to(jnp.asarray(x), shape + jnp.shape(x)),
+            get_heuristic_policy_initial_state(),
+        ),
+    }
 
     @jax.jit
     def act(key, state, obs):
         keys = jax.random.split(key, shape[0] * shape[1]).reshape(*shape, -1)
         return policy(keys, state, obs)
 
-    return act, initial
+    def picks(obs):
+        carry["key"], step_key = jax.random.split(carry["key"])
+        actions, carry["state"] = act(step_key, carry["state"], obs.obs)
+        return actions
+
+    return picks
+
+
+def focus_team(env, **_):
+    """Focus fire (``focus_fire``) from the units' true state, as picks(obs) -> [E, N]."""
+    return lambda obs: focus_fire(env.units(), obs.avail_actions)
+
+
+def kite_team(env, **_):
+    """Hit and run (``kite``) from the units' true state, as picks(obs) -> [E, N]."""
+    size = np.array([env.scenario.map_width, env.scenario.map_height], float)  # [2]
+    return lambda obs: kite(env.units(), obs.avail_actions, size=size, danger=DANGER)
 
 
 # SMAX's discrete actions: moves +y, +x, -y, -x, then stop, then attack enemy j at 5 + j
@@ -71,7 +90,6 @@ DANGER = 5.0
 # map units a move must keep between a kiting unit and every wall: a stalker's step (4.13 per
 # second for half a second) with a margin
 WALL_CLEARANCE = 3.0
-TEAMS = ("heuristic", "focus", "kite")
 
 
 def focus_fire(units: dict[str, np.ndarray], avail: np.ndarray) -> np.ndarray:
@@ -125,33 +143,24 @@ def kite(
     return np.where(ready, focus_fire(units, avail), np.where(near.any(-1), move, STOP))
 
 
+# team -> builder(env, shoot=, seed=) of its picks(obs) -> actions [E, N]; only the heuristic
+# reads ``shoot`` and ``seed`` (focus fire and kiting are deterministic and always shoot)
+TEAMS = {"heuristic": heuristic_team, "focus": focus_team, "kite": kite_team}
+
+
 def scripted_battles(
     map_name: str, *, battles: int, seed: int, shoot: bool = True, team: str = "heuristic"
 ) -> dict:
-    """Play ``battles`` battles of the scripted allies (``team``: heuristic or focus); win
+    """Play ``battles`` battles of the scripted allies (``team``, a key of ``TEAMS``); win
     rate, allies lost, enemies killed (means over battles) and the replaced picks of living
     allies per battle."""
-    import jax
-
     if team not in TEAMS:
         raise ValueError(f"team: unknown '{team}'; valid choices: {', '.join(TEAMS)}")
     env = make_batched_env("smax", num_envs=battles, seed=seed, map_name=map_name)
-    if team == "heuristic":  # focus fire and kiting need no JAX policy (and ignore ``shoot``)
-        act, state = heuristic_team(env, shoot=shoot)
-    scenario = env.scenario
-    size = np.array([scenario.map_width, scenario.map_height], float)
-    danger = DANGER
-    key = jax.random.PRNGKey(seed)
+    team_picks = TEAMS[team](env, shoot=shoot, seed=seed)
     obs, running, replaced = env.reset(), np.ones(battles, bool), 0
     while running.any():
-        if team == "focus":
-            picks = focus_fire(env.units(), obs.avail_actions)  # [E, N]
-        elif team == "kite":
-            picks = kite(env.units(), obs.avail_actions, size=size, danger=danger)
-        else:
-            key, step_key = jax.random.split(key)
-            picks, state = act(step_key, state, obs.obs)
-        picks = np.asarray(picks).astype(np.int64)  # [E, N]
+        picks = np.asarray(team_picks(obs)).astype(np.int64)  # [E, N]
         allowed = np.take_along_axis(obs.avail_actions, picks[..., None], axis=-1)[..., 0]
         alive = obs.avail_actions.sum(-1) > 1  # [E, N]: a dead ally can only stop
         replaced += int((~allowed & alive & running[:, None]).sum())
