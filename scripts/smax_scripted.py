@@ -69,17 +69,6 @@ def heuristic_team(env, *, shoot: bool, seed: int):
     return picks
 
 
-def focus_team(env, **_):
-    """Focus fire (``focus_fire``) from the units' true state, as picks(obs) -> [E, N]."""
-    return lambda obs: focus_fire(env.units(), obs.avail_actions)
-
-
-def kite_team(env, **_):
-    """Hit and run (``kite``) from the units' true state, as picks(obs) -> [E, N]."""
-    size = np.array([env.scenario.map_width, env.scenario.map_height], float)  # [2]
-    return lambda obs: kite(env.units(), obs.avail_actions, size=size, danger=DANGER)
-
-
 # SMAX's discrete actions: moves +y, +x, -y, -x, then stop, then attack enemy j at 5 + j
 MOVES = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]])  # [4, 2]
 FIRST_ATTACK = 5
@@ -141,6 +130,17 @@ def kite(
     move = np.where(safe.any(-1, keepdims=True) & ~safe, -np.inf, score).argmax(-1)  # [E, N]
     ready = units["cooldown"][:, :n] <= 0.0  # [E, N]
     return np.where(ready, focus_fire(units, avail), np.where(near.any(-1), move, STOP))
+
+
+def focus_team(env, **_):
+    """Focus fire (``focus_fire``) from the units' true state, as picks(obs) -> [E, N]."""
+    return lambda obs: focus_fire(env.units(), obs.avail_actions)
+
+
+def kite_team(env, **_):
+    """Hit and run (``kite``) from the units' true state, as picks(obs) -> [E, N]."""
+    size = np.array([env.scenario.map_width, env.scenario.map_height], float)  # [2]
+    return lambda obs: kite(env.units(), obs.avail_actions, size=size, danger=DANGER)
 
 
 # team -> builder(env, shoot=, seed=) of its picks(obs) -> actions [E, N]; only the heuristic
